@@ -1,0 +1,83 @@
+"""Every configuration key jaxconv knows, with its default.
+
+Experiments start from `get_config()` and change values; they never add keys. The config is
+locked, so an override naming a key that is not declared here fails at once with the nearest
+valid key. Keys whose default is `None` mean "let the component choose" (a model's own default,
+the dataset's own number of classes).
+"""
+
+import ml_collections
+
+
+def _model() -> ml_collections.ConfigDict:
+    """Model options passed to `models.create`; `None` leaves the model's own default."""
+    model = ml_collections.ConfigDict()
+    model.name = "lenet5"
+    model.dtype = "float32"  # compute dtype; parameters stay float32
+    # Options some families take. Unset options are not passed, so a model that does not take
+    # an option only complains when an experiment sets it.
+    model.activation = ml_collections.FieldReference(None, field_type=str)
+    model.pooling = ml_collections.FieldReference(None, field_type=str)
+    model.batch_norm = ml_collections.FieldReference(None, field_type=bool)
+    model.dropout_rate = ml_collections.FieldReference(None, field_type=float)
+    model.width = ml_collections.FieldReference(None, field_type=int)
+    model.depth = ml_collections.FieldReference(None, field_type=int)
+    model.hidden_sizes = ml_collections.FieldReference(None, field_type=tuple)
+    model.upsampling = ml_collections.FieldReference(None, field_type=str)
+    model.residual = ml_collections.FieldReference(None, field_type=bool)
+    return model
+
+
+def _data() -> ml_collections.ConfigDict:
+    data = ml_collections.ConfigDict()
+    data.name = "mnist_5k"
+    data.data_dir = ml_collections.FieldReference(None, field_type=str)
+    data.train_split = "train"
+    data.eval_split = "test"
+    # Augmentations applied to training batches, '|'-separated, each `name` or `name:argument`;
+    # see `jaxconv.data.augment.OPERATIONS` (e.g. 'translate:2|flip_horizontal').
+    data.augment = ""
+    # Per-channel normalisation after scaling uint8 to [0, 1]: (x - mean) / std.
+    data.mean = 0.0
+    data.std = 1.0
+    data.num_threads = 4  # grain reader threads
+    data.prefetch = 8  # batches read ahead
+    return data
+
+
+def _optimizer() -> ml_collections.ConfigDict:
+    optimizer = ml_collections.ConfigDict()
+    optimizer.name = "adamw"  # adamw | adam | sgd
+    optimizer.weight_decay = 1e-4  # decoupled, on kernels only
+    optimizer.momentum = 0.9  # sgd
+    optimizer.nesterov = False  # sgd
+    optimizer.b1 = 0.9
+    optimizer.b2 = 0.999
+    optimizer.schedule = "cosine"  # cosine | constant | step
+    optimizer.warmup_epochs = 0.0
+    optimizer.end_learning_rate_factor = 0.0  # cosine ends at this fraction of the peak
+    optimizer.step_epochs = ()  # step schedule: epochs at which the rate is divided by 10
+    optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+    return optimizer
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.task = "classification"
+    config.seed = 0
+
+    config.batch_size = 128  # global, across all devices and hosts
+    config.eval_batch_size = 256
+    config.learning_rate = 1e-3  # peak learning rate
+    config.num_epochs = 10.0
+    config.num_train_steps = -1  # > 0 caps the run at this many steps
+
+    config.log_every_steps = 50
+    config.eval_every_steps = -1  # -1: at the end of every epoch
+    config.checkpoint_every_steps = 500
+    config.keep_checkpoints = 3
+
+    config.model = _model()
+    config.data = _data()
+    config.optimizer = _optimizer()
+    return config

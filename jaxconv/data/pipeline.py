@@ -1,0 +1,130 @@
+"""Grain pipelines: a source plus the config in, numpy batches out.
+
+Training batches come from one global order: grain shuffles the example indices by seed, anew
+each epoch, and cuts them into global batches. Process `p` of `P` reads only rows
+`[p * B/P, (p+1) * B/P)` of each global batch, and augmentations draw their parameters for the
+whole global batch from a generator seeded by (seed, batch index). So the global batch at step
+`s` is the same on 1 process or on 8, and the same after a restart: the iterator's state is the
+index of the next batch, saved with every checkpoint.
+
+Evaluation reads the split once, in order, and pads the last batch with masked rows instead of
+dropping examples.
+"""
+
+import dataclasses
+
+import grain
+import numpy as np
+
+from jaxconv.data import augment
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+    """Which part of each global batch this process reads."""
+
+    process_index: int = 0
+    process_count: int = 1
+
+    def rows(self, global_size: int) -> slice:
+        if global_size % self.process_count:
+            raise ValueError(
+                f"batch size {global_size} does not divide across "
+                f"{self.process_count} processes; use a multiple of "
+                f"{self.process_count}."
+            )
+        local = global_size // self.process_count
+        return slice(self.process_index * local, (self.process_index + 1) * local)
+
+
+def read(source, indices: np.ndarray) -> dict:
+    """Reads `indices` from `source` and stacks them into a batch of arrays."""
+    if hasattr(source, "__getitems__"):
+        examples = source.__getitems__(indices)
+    else:
+        examples = [source[int(i)] for i in indices]
+    return {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
+
+
+def normalise(images: np.ndarray, mean, std) -> np.ndarray:
+    """uint8 [0, 255] -> float32 (x / 255 - mean) / std, per channel when mean/std are tuples."""
+    scaled = images.astype(np.float32) * np.float32(1 / 255)
+    return (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+class _GlobalBatchReader:
+    """Maps a global batch index to this process's rows of that batch, augmented."""
+
+    def __init__(self, source, order, *, batch_size, seed, sharding, augmentation, mean, std):
+        self.source, self.order = source, order
+        self.batch_size, self.seed = batch_size, seed
+        self.rows = sharding.rows(batch_size)
+        self.augmentation, self.mean, self.std = augmentation, mean, std
+
+    def __call__(self, batch_index: int) -> dict:
+        start = batch_index * self.batch_size
+        positions = range(start + self.rows.start, start + self.rows.stop)
+        indices = np.fromiter((self.order[p] for p in positions), np.int64, len(positions))
+        batch = read(self.source, indices)
+        rng = np.random.default_rng([self.seed, batch_index])
+        batch = self.augmentation(batch, rng, self.batch_size, self.rows)
+        batch["image"] = normalise(batch["image"], self.mean, self.std)
+        return batch
+
+
+def train_dataset(
+    source,
+    *,
+    batch_size: int,
+    seed: int,
+    augment_spec: str = "",
+    mean=0.0,
+    std=1.0,
+    sharding: Sharding = Sharding(),
+) -> grain.MapDataset:
+    """An endless MapDataset whose element `b` is this process's part of global batch `b`."""
+    if batch_size > len(source):
+        raise ValueError(
+            f"batch size {batch_size} exceeds the {len(source)} examples of the "
+            "training split; lower batch_size."
+        )
+    order = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat()
+    reader = _GlobalBatchReader(
+        source,
+        order,
+        batch_size=batch_size,
+        seed=seed,
+        sharding=sharding,
+        augmentation=augment.parse(augment_spec),
+        mean=mean,
+        std=std,
+    )
+    return grain.MapDataset.range(len(order) // batch_size).map(reader)
+
+
+def train_iterator(
+    dataset: grain.MapDataset, *, num_threads: int = 4, prefetch: int = 8
+) -> grain.DatasetIterator:
+    """A checkpointable iterator over `dataset`, read ahead by `num_threads` threads."""
+    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    return iter(dataset.to_iter_dataset(options))
+
+
+def eval_batches(source, *, batch_size: int, mean=0.0, std=1.0, sharding: Sharding = Sharding()):
+    """Yields this process's rows of each global evaluation batch, in order, once.
+
+    The last batch is padded to full size; its `mask` is 1 for real examples and 0 for padding,
+    so metrics count every example exactly once.
+    """
+    rows = sharding.rows(batch_size)
+    for start in range(0, len(source), batch_size):
+        positions = np.arange(start + rows.start, start + rows.stop)
+        real = positions < len(source)
+        batch = read(source, np.where(real, positions, 0))
+        batch["image"] = normalise(batch["image"], mean, std)
+        batch["mask"] = real.astype(np.float32)
+        yield batch
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    return max(1, num_examples // batch_size)

@@ -1,0 +1,54 @@
+"""The training state: everything a run needs to continue exactly where it stopped."""
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+class TrainState(struct.PyTreeNode):
+    """Parameters, batch statistics, optimizer state, step and RNG key of a run.
+
+    `rng` is the run's base key; the step's own key is `fold_in(rng, step)`, so no key is ever
+    split and stored twice and a resumed run draws the same dropout masks.
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+    apply_fn: Callable = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    def variables(self) -> dict:
+        """The model variables for `apply_fn`."""
+        if self.batch_stats:
+            return {"params": self.params, "batch_stats": self.batch_stats}
+        return {"params": self.params}
+
+
+def create(
+    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], rng: jax.Array
+) -> TrainState:
+    """Initialises `model` on a dummy batch of `input_shape` (N, H, W, C)."""
+    init_rng, state_rng = jax.random.split(rng)
+    variables = model.init(init_rng, jnp.zeros(input_shape, jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        rng=state_rng,
+        apply_fn=model.apply,
+        tx=tx,
+    )
+
+
+def count_parameters(params) -> int:
+    return sum(x.size for x in jax.tree.leaves(params))

@@ -1,0 +1,77 @@
+"""The one entry point: `python launch.py --config experiments/<name>.py[:variant] --workdir DIR`.
+
+Overrides follow the ml-collections style, `--config.<key>=<value>` (e.g.
+`--config.num_train_steps=100 --config.optimizer.weight_decay=0`). `--summary` prints the
+model's per-layer table instead of training. Starting the same command again on the same
+workdir resumes from the newest checkpoint there.
+"""
+
+import argparse
+import sys
+
+from jaxconv import platform
+from jaxconv.configs import loading
+
+USAGE = (
+    "python launch.py --config experiments/<name>.py[:variant] --workdir runs/<name> "
+    "[--config.<key>=<value> ...] [--summary]"
+)
+
+
+def parse_args(argv: list[str]):
+    """Splits argv into launch options and config overrides; returns (options, config)."""
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        usage=USAGE,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, help="experiment file, optionally :variant")
+    parser.add_argument("--workdir", help="where metrics, checkpoints and summary.json go")
+    parser.add_argument("--summary", action="store_true", help="print the model table and exit")
+    options, rest = parser.parse_known_args(argv)
+    config = loading.load(options.config)
+    for item in rest:
+        if not item.startswith("--config.") or "=" not in item:
+            raise loading.ConfigError(
+                f"unrecognised argument '{item}'; overrides are written --config.<key>=<value>."
+            )
+        key, _, value = item[len("--config.") :].partition("=")
+        loading.override(config, key, value)
+    if not options.summary and not options.workdir:
+        raise loading.ConfigError("--workdir is required to train (e.g. --workdir runs/demo).")
+    return options, config
+
+
+def main(argv: list[str]) -> int:
+    try:
+        options, config = parse_args(argv)
+    except loading.ConfigError as error:
+        print(f"launch.py: error: {error}", file=sys.stderr)
+        return 2
+    note = platform.configure_xla()  # before JAX starts its backend
+    print(config, flush=True)
+    if note:
+        print(note, flush=True)
+
+    from jaxconv import train  # imported after the XLA flags are set
+    from jaxconv.train import loop
+
+    if options.summary:
+        return _print_summary(config, loop)
+    summary = train.run(config, options.workdir)
+    print("Summary: " + ", ".join(f"{key} {value}" for key, value in summary.items()), flush=True)
+    return 0
+
+
+def _print_summary(config, loop) -> int:
+    from jaxconv import data, models
+
+    source = data.get_source(config.data.name, config.data.train_split, config.data.data_dir)
+    model = loop.build_model(config, source.num_classes)
+    print(models.summary(model, (1, *source.image_shape)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

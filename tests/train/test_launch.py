@@ -1,0 +1,117 @@
+"""launch.py end to end, in subprocesses as a user runs it (with the 8 test devices)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHORT = [
+    "--config",
+    "experiments/lenet5_mnist.py",
+    "--config.batch_size=16",
+    "--config.eval_batch_size=200",
+    "--config.log_every_steps=2",
+]
+
+
+def launch(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "launch.py", *args],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode:
+        raise AssertionError(f"launch.py failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def load_state(workdir: pathlib.Path, step: int) -> dict:
+    return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+
+
+def test_short_run_writes_metrics_checkpoints_and_summary(tmp_path):
+    launch(
+        *SHORT,
+        "--workdir",
+        str(tmp_path),
+        "--config.num_train_steps=6",
+        "--config.checkpoint_every_steps=3",
+    )
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "train_loss" in r]
+    assert [r["step"] for r in train] == [2, 4, 6]
+    assert all(np.isfinite(r["train_loss"]) and r["images_per_second"] > 0 for r in train)
+    assert any("test_accuracy" in r for r in records)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+        "3",
+        "6",
+    ]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["num_params"] == 61706
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_restart_resumes_from_the_newest_checkpoint_bit_for_bit(tmp_path):
+    steps = ["--config.num_train_steps=8", "--config.checkpoint_every_steps=4"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    launch(*SHORT, *steps, "--workdir", str(straight))
+    launch(*SHORT, *steps, "--workdir", str(interrupted))
+    # As if the run had been killed after saving step 4: its step-8 checkpoint never existed.
+    for path in (interrupted / "checkpoints" / "8",):
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    (interrupted / "summary.json").unlink()
+
+    launch(*SHORT, *steps, "--workdir", str(interrupted))
+    summary = json.loads((interrupted / "summary.json").read_text())
+    assert summary["resumed_from_step"] == 4
+    expected, resumed = load_state(straight, 8), load_state(interrupted, 8)
+    leaves = zip(ocp.tree.to_flat_dict(expected).items(), ocp.tree.to_flat_dict(resumed).items())
+    for (name, want), (_, got) in leaves:
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=str(name))
+    # The interrupted run's log reads as one run: no step logged twice.
+    logged = [
+        json.loads(line)["step"]
+        for line in (interrupted / "metrics.jsonl").read_text().splitlines()
+        if "train_loss" in line
+    ]
+    assert logged == [2, 4, 6, 8]
+
+
+@pytest.mark.parametrize(
+    ("override", "named", "suggested"),
+    [
+        ("--config.optimizr.lr=1", "optimizr.lr", "learning_rate"),
+        ("--config.optimizer.weight_dcay=0", "optimizer.weight_dcay", "optimizer.weight_decay"),
+    ],
+)
+def test_typo_in_an_override_stops_before_anything_runs(tmp_path, override, named, suggested):
+    workdir = tmp_path / "run"
+    result = launch(*SHORT, "--workdir", str(workdir), override, check=False)
+    assert result.returncode == 2
+    assert f"'{named}'" in result.stderr and f"'{suggested}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not workdir.exists()
+
+
+def test_missing_config_file_is_named(tmp_path):
+    result = launch(
+        "--config", "experiments/lenet5_mnsit.py", "--workdir", str(tmp_path / "r"), check=False
+    )
+    assert result.returncode == 2
+    assert "experiments/lenet5_mnsit.py" in result.stderr and "does not exist" in result.stderr
+    assert "lenet5_mnist.py" in result.stderr
+
+
+def test_summary_prints_the_model_table_without_training(tmp_path):
+    result = launch("--config", "experiments/lenet5_mnist.py", "--summary")
+    assert "61,706" in result.stdout or "61706" in result.stdout
