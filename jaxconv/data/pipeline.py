@@ -47,9 +47,21 @@ def read(source, indices: np.ndarray) -> dict:
 
 
 def normalise(images: np.ndarray, mean, std) -> np.ndarray:
-    """uint8 [0, 255] -> float32 (x / 255 - mean) / std, per channel when mean/std are tuples."""
+    """Pixels on the 0-255 scale (uint8, or float for noisy images) -> float32
+    (x / 255 - mean) / std, per channel when mean and std are tuples."""
     scaled = images.astype(np.float32) * np.float32(1 / 255)
     return (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+# Batch entries that are images on the 0-255 scale: the input, and a restoration target.
+IMAGE_KEYS = ("image", "target")
+
+
+def normalise_images(batch: dict, mean, std) -> dict:
+    return {
+        key: normalise(value, mean, std) if key in IMAGE_KEYS else value
+        for key, value in batch.items()
+    }
 
 
 class _GlobalBatchReader:
@@ -68,8 +80,7 @@ class _GlobalBatchReader:
         batch = read(self.source, indices)
         rng = np.random.default_rng([self.seed, batch_index])
         batch = self.augmentation(batch, rng, self.batch_size, self.rows)
-        batch["image"] = normalise(batch["image"], self.mean, self.std)
-        return batch
+        return normalise_images(batch, self.mean, self.std)
 
 
 def train_dataset(
@@ -120,8 +131,7 @@ def eval_batches(source, *, batch_size: int, mean=0.0, std=1.0, sharding: Shardi
     for start in range(0, len(source), batch_size):
         positions = np.arange(start + rows.start, start + rows.stop)
         real = positions < len(source)
-        batch = read(source, np.where(real, positions, 0))
-        batch["image"] = normalise(batch["image"], mean, std)
+        batch = normalise_images(read(source, np.where(real, positions, 0)), mean, std)
         batch["mask"] = real.astype(np.float32)
         yield batch
 
