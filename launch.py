@@ -7,6 +7,7 @@ workdir resumes from the newest checkpoint there.
 """
 
 import argparse
+import os
 import sys
 
 from jaxconv import platform
@@ -54,12 +55,31 @@ def main(argv: list[str]) -> int:
     if note:
         print(note, flush=True)
 
-    from jaxconv import train  # imported after the XLA flags are set
-    from jaxconv.train import loop
+    from jaxconv.train import checkpoint, loop  # imported after the XLA flags are set
 
-    if options.summary:
-        return _print_summary(config, loop)
-    summary = train.run(config, options.workdir)
+    # Errors that are the user's to fix get one clear line; JAXCONV_TRACEBACK=1 shows the rest.
+    expected = (
+        ValueError,
+        KeyError,
+        FileNotFoundError,
+        PermissionError,
+        FloatingPointError,
+        checkpoint.CheckpointError,
+        checkpoint.WorkdirInUseError,
+    )
+    try:
+        if options.summary:
+            return _print_summary(config, loop)
+        summary = loop.run(config, options.workdir)
+    except loop.Interrupted as interrupted:
+        print(f"launch.py: {interrupted}", file=sys.stderr)
+        return 128 + interrupted.signal_number
+    except expected as error:
+        if os.environ.get("JAXCONV_TRACEBACK"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"launch.py: error: {message}", file=sys.stderr)
+        return 1
     print("Summary: " + ", ".join(f"{key} {value}" for key, value in summary.items()), flush=True)
     return 0
 

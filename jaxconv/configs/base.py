@@ -75,7 +75,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.log_every_steps = 50
     config.eval_every_steps = -1  # -1: at the end of every epoch
     config.checkpoint_every_steps = 500
-    config.keep_checkpoints = 3
+    config.keep_checkpoints = 3  # the newest ones; the best one is kept besides
+    config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it
+    config.best_mode = "max"  # max | min
+    config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
 
     config.model = _model()
     config.data = _data()

@@ -3,65 +3,208 @@
 One checkpoint is `checkpoints/<step>/` with two items: `state` (params, batch statistics,
 optimizer state, step, RNG key) and `data` (the grain iterator's position). Restoring both
 makes a resumed run see exactly the batches an uninterrupted run would have seen.
+
+What keeps work safe:
+- Saves are asynchronous and atomic: orbax writes into a temporary folder and renames it only
+  when every file is complete, so a run killed mid-save leaves no half checkpoint behind (the
+  temporary folder is removed at the next start). Old checkpoints are deleted only after a new
+  one is complete.
+- The newest `keep` checkpoints are kept, and the best by `best_metric` too.
+- A checkpoint that cannot be read (a truncated or missing file) is reported, moved aside to
+  `checkpoints/unreadable_<step>/` (kept for inspection, never deleted) and the previous one is
+  restored instead.
+- `WorkdirLock` stops a second run from writing into a workdir that a live run holds.
 """
 
+import fcntl
+import os
 import pathlib
+import shutil
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
 
 from jaxconv.train.state import TrainState
 
 _STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng")
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written; earlier checkpoints are untouched."""
+
+
+class WorkdirInUseError(RuntimeError):
+    """Another live run holds the workdir."""
+
+
 def _saveable(state: TrainState) -> dict:
     return {field: getattr(state, field) for field in _STATE_FIELDS}
 
 
-class Checkpointer:
-    """Periodic, asynchronous saves under `workdir/checkpoints`, keeping the newest `keep`."""
-
-    def __init__(self, workdir: str | pathlib.Path, *, keep: int = 3):
-        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=True
+def _preservation(keep: int, best_metric: str | None, best_mode: str):
+    policies = [checkpoint_managers.LatestN(n=keep)]
+    if best_metric:
+        policies.append(
+            checkpoint_managers.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric],
+                reverse=best_mode == "min",
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            )
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+    return checkpoint_managers.AnyPreservationPolicy(policies)
+
+
+class Checkpointer:
+    """Saves and restores a run's checkpoints under `workdir/checkpoints`."""
+
+    def __init__(
+        self,
+        workdir: str | pathlib.Path,
+        *,
+        keep: int = 3,
+        best_metric: str | None = None,
+        best_mode: str = "max",
+    ):
+        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        self.best_metric = best_metric
+        self._options = ocp.CheckpointManagerOptions(
+            create=True,
+            enable_async_checkpointing=True,
+            cleanup_tmp_directories=True,
+            preservation_policy=_preservation(keep, best_metric, best_mode),
+        )
+        self.manager = self._open()
+
+    def _open(self) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(self.directory, options=self._options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, state: TrainState, data_iterator: grain.DatasetIterator) -> None:
+    def save(
+        self,
+        state: TrainState,
+        data_iterator: grain.DatasetIterator,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Starts an asynchronous save of `state` at its step.
+
+        Raises CheckpointError if this or the previous asynchronous save failed (a full disk,
+        a folder made read-only); the checkpoints already complete stay as they were.
+        """
         step = int(jax.device_get(state.step))
+        if not self.directory.exists():  # removed while the run went on: start it again
+            self.manager.close()
+            self.manager = self._open()
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(_saveable(state)),
             data=grain.checkpoint.CheckpointSave(data_iterator),
         )
-        self.manager.save(step, args=args, force=True)
+        if self.best_metric and (not metrics or self.best_metric not in metrics):
+            metrics = None  # only checkpoints with an evaluation compete for "best"
+        try:
+            self.manager.save(step, args=args, metrics=metrics, force=True)
+            self.manager.check_for_errors()
+        except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
+            raise CheckpointError(
+                f"could not save the checkpoint of step {step} in "
+                f"{self.directory}: {error}. Checkpoints already complete "
+                "are kept."
+            ) from error
 
     def restore_latest(
-        self, state: TrainState, data_iterator: grain.DatasetIterator
+        self, state: TrainState, data_iterator: grain.DatasetIterator, report=print
     ) -> TrainState | None:
-        """The newest checkpoint restored into `state`'s structure and shardings (and the
-        iterator moved to its position), or None when there is none."""
-        step = self.manager.latest_step()
-        if step is None:
-            return None
+        """The newest readable checkpoint restored into `state`'s structure and shardings
+        (and the iterator moved to its position), or None when there is none.
+
+        The shardings come from `state`, so a run saved on 8 devices restores onto 1.
+        """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saveable(state))
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract),
-                data=grain.checkpoint.CheckpointRestore(data_iterator),
-            ),
-        )
-        return state.replace(**restored.state)
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract),
+                        data=grain.checkpoint.CheckpointRestore(data_iterator),
+                    ),
+                )
+            except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is skipped
+                moved = self._set_aside(step)
+                report(
+                    f"Checkpoint at step {step} is unreadable ({type(error).__name__}: "
+                    f"{_first_line(error)}); moved it to {moved} and trying the previous one."
+                )
+                continue
+            return state.replace(**restored.state)
+        return None
+
+    def _set_aside(self, step: int) -> pathlib.Path:
+        source = self.directory / str(step)
+        target = self.directory / f"unreadable_{step}"
+        suffix = 1
+        while target.exists():
+            target = self.directory / f"unreadable_{step}.{suffix}"
+            suffix += 1
+        shutil.move(source, target)
+        self.manager.reload()
+        return target
 
     def wait(self) -> None:
-        """Blocks until every asynchronous save has been written."""
-        self.manager.wait_until_finished()
+        """Blocks until every asynchronous save has been written; raises CheckpointError if
+        one failed."""
+        try:
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+        except Exception as error:  # noqa: BLE001
+            raise CheckpointError(
+                f"a checkpoint save in {self.directory} failed: {error}. "
+                "Checkpoints already complete are kept."
+            ) from error
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
+class WorkdirLock:
+    """An exclusive lock on a workdir, held for the life of the run.
+
+    The operating system releases it when the process ends however it ends (even SIGKILL), so
+    a lock is never left stale.
+    """
+
+    def __init__(self, workdir: str | pathlib.Path):
+        self.path = pathlib.Path(workdir) / ".lock"
+        self._file = None
+
+    def __enter__(self) -> "WorkdirLock":
+        self._file = self.path.open("a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise WorkdirInUseError(
+                f"workdir {self.path.parent} is in use by a running job "
+                f"(pid {holder}); wait for it to finish or choose another "
+                "--workdir."
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()

@@ -1,7 +1,8 @@
 """The training loop: config in; metrics, checkpoints and `summary.json` out.
 
 Data flows one way: config -> source -> pipeline -> step (model + task) -> metrics and
-checkpoints. Starting again on the same workdir resumes from the newest checkpoint.
+checkpoints. Starting again on the same workdir resumes from the newest readable checkpoint.
+SIGTERM (a scheduler's preemption) or Ctrl-C saves a checkpoint before the run exits.
 """
 
 import dataclasses
@@ -9,6 +10,7 @@ import functools
 import json
 import math
 import pathlib
+import signal
 import time
 
 import jax
@@ -21,8 +23,19 @@ from jaxconv.data import pipeline
 from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
 from jaxconv.train import step as step_lib
-from jaxconv.train.checkpoint import Checkpointer
+from jaxconv.train.checkpoint import Checkpointer, WorkdirLock
 from jaxconv.train.writers import MetricWriter
+
+
+class Interrupted(Exception):
+    """The run stopped on a signal after saving its checkpoint; `signal_number` says which."""
+
+    def __init__(self, signal_number: int, step: int):
+        super().__init__(
+            f"stopped by {signal.Signals(signal_number).name} after saving the "
+            f"checkpoint of step {step}; run the same command to resume."
+        )
+        self.signal_number = signal_number
 
 
 def say(message: str) -> None:
@@ -41,6 +54,22 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
     return models.create(
         config.model.name, num_classes=num_classes, dtype=jnp.dtype(config.model.dtype), **options
     )
+
+
+def check_model_input(model, config, input_shape: tuple[int, ...]) -> None:
+    """Traces the model on the data's shape (no compute) so a size it cannot take fails here,
+    before compiling, with the model and dataset named."""
+    try:
+        jax.eval_shape(
+            functools.partial(model.init, train=False),
+            jax.random.PRNGKey(0),
+            jax.ShapeDtypeStruct(input_shape, jnp.float32),
+        )
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"model '{config.model.name}' cannot take the {input_shape[1:]} images "
+            f"of dataset '{config.data.name}': {error}"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -73,209 +102,248 @@ class Schedule:
         return step % every == 0 or step == self.total_steps
 
 
-def evaluate(eval_step, state, source, config, mesh, sharding) -> dict[str, float]:
-    total = None
-    for batch in pipeline.eval_batches(
-        source,
-        batch_size=config.eval_batch_size,
-        mean=config.data.mean,
-        std=config.data.std,
-        sharding=sharding,
-    ):
-        total = step_lib.add_metrics(total, eval_step(state, parallel.put_batch(batch, mesh)))
-    return step_lib.mean_metrics(total)
+class _SignalFlag:
+    """Turns SIGTERM and SIGINT into a flag the loop checks after each step; a second Ctrl-C
+    interrupts at once."""
 
+    def __init__(self):
+        self.received = None
+        self._previous = {}
 
-def _check_finite(step: int, scalars: dict[str, float]) -> None:
-    bad = sorted(name for name, value in scalars.items() if not math.isfinite(value))
-    if bad:
-        raise FloatingPointError(
-            f"non-finite {', '.join(bad)} at step {step}; the last good "
-            "checkpoint is kept. Lower learning_rate or set "
-            "optimizer.grad_clip_norm."
-        )
+    def __enter__(self):
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame):
+        if self.received is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = number
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Trains and evaluates as `config` says; returns (and writes) the run's summary."""
-    started = time.perf_counter()
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    mesh = parallel.make_mesh()
-    parallel.check_batch_size(config.batch_size, mesh)
-    parallel.check_batch_size(config.eval_batch_size, mesh, name="eval_batch_size")
-    sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
-    loss_and_metrics = tasks.get(config.task)
-
-    train_source = data.get_source(config.data.name, config.data.train_split, config.data.data_dir)
-    eval_source = data.get_source(config.data.name, config.data.eval_split, config.data.data_dir)
-    schedule = Schedule.from_config(config, len(train_source))
-    model = build_model(config, train_source.num_classes)
-    learning_rate = optimizer.schedule(config, schedule.steps_per_epoch, schedule.total_steps)
-    tx = optimizer.create(config, learning_rate)
-    input_shape = (1, *train_source.image_shape)
-    state = parallel.create_state(
-        functools.partial(
-            state_lib.create, model, tx, input_shape, jax.random.PRNGKey(config.seed)
-        ),
-        mesh,
-    )
-    num_params = state_lib.count_parameters(state.params)
-
-    train_iterator = pipeline.train_iterator(
-        pipeline.train_dataset(
-            train_source,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            augment_spec=config.data.augment,
-            mean=config.data.mean,
-            std=config.data.std,
-            sharding=sharding,
-        ),
-        num_threads=config.data.num_threads,
-        prefetch=config.data.prefetch,
-    )
-    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
-    restored = checkpointer.restore_latest(state, train_iterator)
-    if restored is not None:
-        state = restored
-    start_step = int(jax.device_get(state.step))
-    say(
-        f"{config.model.name}: {num_params:,} parameters; {config.data.name}: "
-        f"{len(train_source):,} train / {len(eval_source):,} {config.data.eval_split} examples; "
-        f"{schedule.total_steps:,} steps of {config.batch_size} on {mesh.size} "
-        f"{jax.devices()[0].platform} device(s)."
-    )
-    if start_step:
-        say(f"Resumed from the checkpoint at step {start_step} in {checkpointer.directory}.")
-
-    writer = MetricWriter(workdir, resume_step=start_step)
-    train_step = parallel.compile_train_step(
-        step_lib.train_step, mesh, loss_and_metrics=loss_and_metrics
-    )
-    eval_step = parallel.compile_eval_step(
-        step_lib.eval_step, mesh, loss_and_metrics=loss_and_metrics
-    )
-    eval_prefix = config.data.eval_split
-    timing = {"train_seconds": 0.0, "train_images": 0}
-    eval_scalars = {}
     try:
-        state, eval_scalars = _train(
-            config,
-            schedule,
-            state,
-            train_iterator,
-            train_step,
-            eval_step,
-            eval_source,
-            mesh,
-            sharding,
-            writer,
-            checkpointer,
-            learning_rate,
-            start_step,
-            timing,
-            eval_prefix,
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / ".write_test").touch()
+        (workdir / ".write_test").unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"workdir {workdir} is not writable ({error.strerror}); choose "
+            "another --workdir or fix its permissions."
+        ) from None
+    with WorkdirLock(workdir), _SignalFlag() as signals:
+        return _Run(config, workdir, signals).execute()
+
+
+class _Run:
+    """One run's pieces, built from the config; `execute` trains, evaluates and summarises."""
+
+    def __init__(self, config, workdir: pathlib.Path, signals: _SignalFlag):
+        self.started = time.perf_counter()
+        self.config, self.workdir, self.signals = config, workdir, signals
+        self.mesh = parallel.make_mesh()
+        parallel.check_batch_size(config.batch_size, self.mesh)
+        parallel.check_batch_size(config.eval_batch_size, self.mesh, name="eval_batch_size")
+        if config.on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
+        self.sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
+        loss_and_metrics = tasks.get(config.task)
+        self.train_source = data.get_source(
+            config.data.name, config.data.train_split, config.data.data_dir
         )
-    finally:
-        checkpointer.wait()
-        checkpointer.close()
-        writer.close()
-    if not eval_scalars:  # the run was already complete: evaluate the restored state
-        eval_scalars = {
-            f"{eval_prefix}_{name}": value
-            for name, value in evaluate(
-                eval_step, state, eval_source, config, mesh, sharding
-            ).items()
+        self.eval_source = data.get_source(
+            config.data.name, config.data.eval_split, config.data.data_dir
+        )
+        self.schedule = Schedule.from_config(config, len(self.train_source))
+        model = build_model(config, self.train_source.num_classes)
+        input_shape = (config.batch_size, *self.train_source.image_shape)
+        check_model_input(model, config, input_shape)
+        self.learning_rate = optimizer.schedule(
+            config, self.schedule.steps_per_epoch, self.schedule.total_steps
+        )
+        tx = optimizer.create(config, self.learning_rate)
+        self.state = parallel.create_state(
+            functools.partial(
+                state_lib.create, model, tx, (1, *input_shape[1:]), jax.random.PRNGKey(config.seed)
+            ),
+            self.mesh,
+        )
+        self.train_iterator = pipeline.train_iterator(
+            pipeline.train_dataset(
+                self.train_source,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                augment_spec=config.data.augment,
+                mean=config.data.mean,
+                std=config.data.std,
+                sharding=self.sharding,
+            ),
+            num_threads=config.data.num_threads,
+            prefetch=config.data.prefetch,
+        )
+        self.checkpointer = Checkpointer(
+            workdir,
+            keep=config.keep_checkpoints,
+            best_metric=config.best_metric or None,
+            best_mode=config.best_mode,
+        )
+        self.train_step = parallel.compile_train_step(
+            step_lib.train_step, self.mesh, loss_and_metrics=loss_and_metrics
+        )
+        self.eval_step = parallel.compile_eval_step(
+            step_lib.eval_step, self.mesh, loss_and_metrics=loss_and_metrics
+        )
+        self.train_seconds, self.train_images = 0.0, 0
+        self.eval_scalars: dict[str, float] = {}
+
+    def execute(self) -> dict:
+        restored = self.checkpointer.restore_latest(self.state, self.train_iterator, report=say)
+        if restored is not None:
+            self.state = restored
+        start_step = int(jax.device_get(self.state.step))
+        num_params = state_lib.count_parameters(self.state.params)
+        say(
+            f"{self.config.model.name}: {num_params:,} parameters; {self.config.data.name}: "
+            f"{len(self.train_source):,} train / {len(self.eval_source):,} "
+            f"{self.config.data.eval_split} examples; {self.schedule.total_steps:,} steps of "
+            f"{self.config.batch_size} on {self.mesh.size} {jax.devices()[0].platform} "
+            "device(s)."
+        )
+        if start_step:
+            say(
+                f"Resumed from the checkpoint of step {start_step} in "
+                f"{self.checkpointer.directory}."
+            )
+        self.writer = MetricWriter(self.workdir, resume_step=start_step)
+        try:
+            self._train(start_step)
+            self.checkpointer.wait()
+        finally:
+            self.writer.close()
+            self.checkpointer.close()
+        if not self.eval_scalars:  # the run was already complete: evaluate what was restored
+            self.eval_scalars = self.evaluate()
+        return self._summarise(start_step, num_params)
+
+    def _train(self, start_step: int) -> None:
+        schedule = self.schedule
+        progress = tqdm(
+            total=schedule.total_steps,
+            initial=start_step,
+            unit="step",
+            disable=jax.process_index() != 0,
+            dynamic_ncols=True,
+        )
+        self.accumulated, self.interval_start = None, time.perf_counter()
+        self.interval_steps, self.first_interval = 0, True
+        previous_nonfinite = None
+        for step in range(start_step + 1, schedule.total_steps + 1):
+            batch = parallel.put_batch(next(self.train_iterator), self.mesh)
+            self.state, metrics = self.train_step(self.state, batch)
+            # Read the previous step's flag: it is done by now, so this costs no stall.
+            if previous_nonfinite is not None:
+                self._check_finite(step - 1, previous_nonfinite)
+            previous_nonfinite = metrics["nonfinite"][0]
+            self.accumulated = step_lib.add_metrics(self.accumulated, metrics)
+            self.interval_steps += 1
+            progress.update(1)
+            if schedule.due(step, schedule.log_every):
+                self._check_finite(step, previous_nonfinite)
+                progress.set_postfix(self._log(step))
+            evaluated = schedule.due(step, schedule.eval_every)
+            if evaluated:
+                self._timed_out(self._evaluate_and_log, step)
+            if schedule.due(step, schedule.checkpoint_every) or self.signals.received:
+                self._check_finite(step, previous_nonfinite)
+                self.checkpointer.save(
+                    self.state, self.train_iterator, self.eval_scalars if evaluated else None
+                )
+            if self.signals.received:
+                self.checkpointer.wait()
+                progress.close()
+                raise Interrupted(self.signals.received, step)
+        progress.close()
+        self.writer.flush()
+
+    def _check_finite(self, step: int, nonfinite) -> None:
+        if self.config.on_nonfinite == "stop" and float(nonfinite) > 0:
+            raise FloatingPointError(
+                f"non-finite loss or gradient at step {step}; the update was not applied and "
+                "the last good checkpoint is kept. Lower learning_rate, set "
+                "optimizer.grad_clip_norm, or set on_nonfinite='skip' to skip such batches."
+            )
+
+    def _log(self, step: int) -> dict:
+        scalars = {
+            f"train_{name}": value
+            for name, value in step_lib.mean_metrics(self.accumulated).items()
+        }
+        seconds = time.perf_counter() - self.interval_start
+        images = self.interval_steps * self.config.batch_size
+        if not self.first_interval:  # the first interval includes compilation
+            self.train_seconds += seconds
+            self.train_images += images
+        scalars |= {
+            "learning_rate": float(self.learning_rate(step - 1)),
+            "images_per_second": images / seconds,
+            "epoch": step / self.schedule.steps_per_epoch,
+        }
+        self.writer.write_scalars(step, scalars)
+        self.accumulated, self.interval_steps, self.first_interval = None, 0, False
+        self.interval_start = time.perf_counter()
+        return {
+            "loss": f"{scalars['train_loss']:.4f}",
+            **({"acc": f"{scalars['train_accuracy']:.3f}"} if "train_accuracy" in scalars else {}),
+            "img/s": f"{scalars['images_per_second']:,.0f}",
         }
 
-    summary = {
-        **eval_scalars,
-        "steps": schedule.total_steps,
-        "epochs": schedule.total_steps / schedule.steps_per_epoch,
-        "resumed_from_step": start_step,
-        "num_params": num_params,
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "train_time_s": round(timing["train_seconds"], 2),
-        "train_images_per_s": round(timing["train_images"] / max(timing["train_seconds"], 1e-9), 1),
-        "model": config.model.name,
-        "dataset": config.data.name,
-        "devices": f"{mesh.size} x {jax.devices()[0].device_kind}",
-        "cpu": platform.cpu_model(),
-    }
-    if jax.process_index() == 0:
-        (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    def _timed_out(self, function, *args):
+        """Runs `function` without counting its time as training time."""
+        paused = time.perf_counter()
+        function(*args)
+        self.interval_start += time.perf_counter() - paused
 
+    def evaluate(self) -> dict[str, float]:
+        """The task's metrics over the whole evaluation split, e.g. {'test_accuracy': ...}."""
+        total = None
+        for batch in pipeline.eval_batches(
+            self.eval_source,
+            batch_size=self.config.eval_batch_size,
+            mean=self.config.data.mean,
+            std=self.config.data.std,
+            sharding=self.sharding,
+        ):
+            metrics = self.eval_step(self.state, parallel.put_batch(batch, self.mesh))
+            total = step_lib.add_metrics(total, metrics)
+        prefix = self.config.data.eval_split
+        return {f"{prefix}_{name}": value for name, value in step_lib.mean_metrics(total).items()}
 
-def _train(
-    config,
-    schedule,
-    state,
-    train_iterator,
-    train_step,
-    eval_step,
-    eval_source,
-    mesh,
-    sharding,
-    writer,
-    checkpointer,
-    learning_rate,
-    start_step,
-    timing,
-    eval_prefix,
-):
-    """The step loop; returns the final state and the last evaluation's scalars."""
-    progress = tqdm(
-        total=schedule.total_steps,
-        initial=start_step,
-        unit="step",
-        disable=jax.process_index() != 0,
-        dynamic_ncols=True,
-    )
-    accumulated, eval_scalars = None, {}
-    interval_start, interval_steps = time.perf_counter(), 0
-    for step in range(start_step + 1, schedule.total_steps + 1):
-        batch = parallel.put_batch(next(train_iterator), mesh)
-        state, metrics = train_step(state, batch)
-        accumulated = step_lib.add_metrics(accumulated, metrics)
-        interval_steps += 1
-        progress.update(1)
+    def _evaluate_and_log(self, step: int) -> None:
+        self.eval_scalars = self.evaluate()
+        self.writer.write_scalars(step, self.eval_scalars)
+        say(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in self.eval_scalars.items()))
 
-        if schedule.due(step, schedule.log_every):
-            scalars = {
-                f"train_{name}": value for name, value in step_lib.mean_metrics(accumulated).items()
-            }
-            _check_finite(step, scalars)
-            seconds = time.perf_counter() - interval_start
-            images_per_second = interval_steps * config.batch_size / seconds
-            if step > start_step + interval_steps:  # the first interval includes compilation
-                timing["train_seconds"] += seconds
-                timing["train_images"] += interval_steps * config.batch_size
-            scalars |= {
-                "learning_rate": float(learning_rate(step - 1)),
-                "images_per_second": images_per_second,
-                "epoch": step / schedule.steps_per_epoch,
-            }
-            writer.write_scalars(step, scalars)
-            progress.set_postfix(
-                loss=f"{scalars['train_loss']:.4f}",
-                acc=f"{scalars.get('train_accuracy', float('nan')):.3f}",
-                img_s=f"{images_per_second:,.0f}",
-            )
-            accumulated, interval_steps = None, 0
-            interval_start = time.perf_counter()
-
-        if schedule.due(step, schedule.eval_every):
-            pause = time.perf_counter()
-            results = evaluate(eval_step, state, eval_source, config, mesh, sharding)
-            eval_scalars = {f"{eval_prefix}_{name}": value for name, value in results.items()}
-            writer.write_scalars(step, eval_scalars)
-            say(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_scalars.items()))
-            interval_start += time.perf_counter() - pause  # evaluation is not training time
-
-        if schedule.due(step, schedule.checkpoint_every):
-            checkpointer.save(state, train_iterator)
-    progress.close()
-    writer.flush()
-    return state, eval_scalars
+    def _summarise(self, start_step: int, num_params: int) -> dict:
+        summary = {
+            **self.eval_scalars,
+            "steps": self.schedule.total_steps,
+            "epochs": round(self.schedule.total_steps / self.schedule.steps_per_epoch, 3),
+            "resumed_from_step": start_step,
+            "num_params": num_params,
+            "wall_time_s": round(time.perf_counter() - self.started, 2),
+            "train_time_s": round(self.train_seconds, 2),
+            "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 1),
+            "model": self.config.model.name,
+            "dataset": self.config.data.name,
+            "devices": f"{self.mesh.size} x {jax.devices()[0].device_kind}",
+            "cpu": platform.cpu_model(),
+        }
+        if jax.process_index() == 0:
+            (self.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary

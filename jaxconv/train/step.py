@@ -50,22 +50,38 @@ def train_step(
         loss, metrics = loss_and_metrics(outputs, batch)
         return loss, (metrics, mutated)
 
-    (_, (metrics, mutated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (metrics, mutated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grads = _pmean(grads, axis_name)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     batch_stats = _pmean(mutated.get("batch_stats", state.batch_stats), axis_name)
+
+    # A non-finite loss or gradient leaves the state as it was: the run stops (or skips the
+    # batch, by config) with its last good parameters, never with NaNs.
+    finite = jnp.isfinite(_pmean(loss, axis_name)) & all_finite(grads)
+    keep_if_bad = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    params = keep_if_bad(params, state.params)
     one = jnp.ones((), jnp.float32)
-    metrics = _psum(metrics, axis_name)
+    metrics = jax.tree.map(lambda x: jnp.where(finite, x, 0.0), _psum(metrics, axis_name))
     metrics |= {
-        "grad_norm": (optax.global_norm(grads), one),
+        "grad_norm": (jnp.where(finite, optax.global_norm(grads), 0.0), finite * one),
         "param_norm": (optax.global_norm(params), one),
-        "update_norm": (optax.global_norm(updates), one),
+        "update_norm": (jnp.where(finite, optax.global_norm(updates), 0.0), finite * one),
+        "nonfinite": (1.0 - finite, one),
     }
     new_state = state.replace(
-        step=state.step + 1, params=params, opt_state=opt_state, batch_stats=batch_stats
+        step=state.step + 1,
+        params=params,
+        opt_state=keep_if_bad(opt_state, state.opt_state),
+        batch_stats=keep_if_bad(batch_stats, state.batch_stats),
     )
     return new_state, metrics
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every element of every leaf of `tree` is finite."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def eval_step(
