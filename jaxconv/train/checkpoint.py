@@ -67,9 +67,11 @@ class Checkpointer:
         keep: int = 3,
         best_metric: str | None = None,
         best_mode: str = "max",
+        report=print,
     ):
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
-        self.best_metric = best_metric
+        self.best_metric, self.report = best_metric, report
+        self._failed_once = False
         self._options = ocp.CheckpointManagerOptions(
             create=True,
             enable_async_checkpointing=True,
@@ -96,9 +98,7 @@ class Checkpointer:
         a folder made read-only); the checkpoints already complete stay as they were.
         """
         step = int(jax.device_get(state.step))
-        if not self.directory.exists():  # removed while the run went on: start it again
-            self.manager.close()
-            self.manager = self._open()
+        self._recover_from_failed_save(step)
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(_saveable(state)),
             data=grain.checkpoint.CheckpointSave(data_iterator),
@@ -107,13 +107,45 @@ class Checkpointer:
             metrics = None  # only checkpoints with an evaluation compete for "best"
         try:
             self.manager.save(step, args=args, metrics=metrics, force=True)
-            self.manager.check_for_errors()
         except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
             raise CheckpointError(
                 f"could not save the checkpoint of step {step} in "
-                f"{self.directory}: {error}. Checkpoints already complete "
-                "are kept."
+                f"{self.directory}: {_first_line(error)}. Checkpoints "
+                "already complete are kept."
             ) from error
+
+    def _recover_from_failed_save(self, step: int) -> None:
+        """Checks how the previous asynchronous save ended. One failure (its folder deleted
+        under it, say) is reported and the manager reopened to try again with this step; a
+        second failure in a row (a full disk) stops the run."""
+        try:
+            # Usually finished long ago; waiting is what surfaces its error, if any.
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+            self._failed_once = False
+            if self.directory.exists():
+                return
+            error = FileNotFoundError(f"{self.directory} was removed")
+        except Exception as caught:  # noqa: BLE001
+            error = caught
+        if self._failed_once:
+            raise CheckpointError(
+                f"could not save the checkpoint before step {step} in "
+                f"{self.directory}: {_first_line(error)}. Checkpoints "
+                "already complete are kept."
+            ) from error
+        self._failed_once = True
+        self.report(f"A checkpoint save failed ({_first_line(error)}); saving step {step} afresh.")
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Starts afresh on a checkpoint folder that was removed while the run went on; the
+        saves that were writing into it are abandoned (their folder is gone)."""
+        try:
+            self.manager.close()
+        except Exception:  # noqa: BLE001, S110 - those saves failed with their folder
+            pass
+        self.manager = self._open()
 
     def restore_latest(
         self, state: TrainState, data_iterator: grain.DatasetIterator, report=print

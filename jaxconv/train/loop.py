@@ -203,7 +203,7 @@ class _Run:
         self.eval_scalars: dict[str, float] = {}
 
     def execute(self) -> dict:
-        restored = self.checkpointer.restore_latest(self.state, self.train_iterator, report=say)
+        restored = self.checkpointer.restore_latest(self.state, self.train_iterator)
         if restored is not None:
             self.state = restored
         start_step = int(jax.device_get(self.state.step))

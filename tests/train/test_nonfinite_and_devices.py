@@ -1,0 +1,145 @@
+"""Non-finite steps, the best-checkpoint policy, and moving a run between device counts."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxconv.configs import loading
+from jaxconv.train import checkpoint, loop, parallel
+from jaxconv.train.state import TrainState
+from jaxconv.train.writers import read_metrics
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def short_config(**overrides):
+    config = loading.load(str(ROOT / "experiments" / "lenet5_mnist.py"))
+    settings = {
+        "batch_size": "16",
+        "eval_batch_size": "200",
+        "num_train_steps": "12",
+        "checkpoint_every_steps": "4",
+        "log_every_steps": "4",
+        "eval_every_steps": "100",
+        **overrides,
+    }
+    for key, value in settings.items():
+        loading.override(config, key, value)
+    return config
+
+
+def poison(monkeypatch, bad_call: int):
+    """Makes the images of the `bad_call`-th batch put on the devices NaN."""
+    original, calls = parallel.put_batch, {"count": 0}
+
+    def put_batch(batch, mesh):
+        calls["count"] += 1
+        if calls["count"] == bad_call:
+            batch = dict(batch, image=np.full_like(batch["image"], np.nan))
+        return original(batch, mesh)
+
+    monkeypatch.setattr(parallel, "put_batch", put_batch)
+
+
+def restore_params(workdir, step):
+    state = ocp.StandardCheckpointer().restore(
+        pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
+    )
+    return jax.tree.leaves(state["params"])
+
+
+def test_nan_batch_stops_the_run_naming_the_step_and_keeps_good_checkpoints(tmp_path, monkeypatch):
+    poison(monkeypatch, bad_call=7)
+    with pytest.raises(FloatingPointError, match="at step 7"):
+        loop.run(short_config(), tmp_path)
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved == [4]
+    assert all(np.all(np.isfinite(leaf)) for leaf in restore_params(tmp_path, 4))
+
+
+def test_nan_batch_is_skipped_when_configured(tmp_path, monkeypatch):
+    poison(monkeypatch, bad_call=7)
+    summary = loop.run(short_config(on_nonfinite="skip"), tmp_path)
+    logged = {r["step"]: r for r in read_metrics(tmp_path) if "train_nonfinite" in r}
+    assert logged[8]["train_nonfinite"] == pytest.approx(0.25)  # 1 of the 4 steps 5-8
+    assert logged[4]["train_nonfinite"] == 0 and logged[12]["train_nonfinite"] == 0
+    assert np.isfinite(logged[8]["train_loss"])
+    assert np.isfinite(summary["test_loss"])
+    assert all(np.all(np.isfinite(leaf)) for leaf in restore_params(tmp_path, 12))
+
+
+def _tiny_state():
+    params = {"w": jnp.zeros((2, 2))}
+    tx = optax.sgd(0.1)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats={},
+        opt_state=tx.init(params),
+        rng=jax.random.PRNGKey(0),
+        apply_fn=None,
+        tx=tx,
+    )
+
+
+def test_keeps_the_newest_checkpoints_and_the_best_one(tmp_path):
+    saver = checkpoint.Checkpointer(tmp_path, keep=2, best_metric="test_accuracy")
+    iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+    state = _tiny_state()
+    for step, accuracy in enumerate([0.5, 0.9, 0.6, 0.7, 0.65], start=1):
+        state = state.replace(step=jnp.asarray(step, jnp.int32))
+        saver.save(state, iterator, {"test_accuracy": accuracy})
+    saver.wait()
+    assert sorted(
+        int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()
+    ) == [2, 4, 5]
+    saver.close()
+
+
+def launch(workdir, devices, steps):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    args = [
+        "--config",
+        "experiments/lenet5_mnist.py",
+        "--config.batch_size=16",
+        "--config.eval_batch_size=200",
+        f"--config.num_train_steps={steps}",
+        "--config.checkpoint_every_steps=8",
+        "--workdir",
+        str(workdir),
+    ]
+    result = subprocess.run(
+        [sys.executable, "launch.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_run_saved_on_8_devices_resumes_on_1(tmp_path):
+    launch(tmp_path / "eight", devices=8, steps=16)
+    launch(tmp_path / "one", devices=1, steps=16)
+    moved = tmp_path / "moved"
+    subprocess.run(["cp", "-r", str(tmp_path / "eight"), str(moved)], check=True)
+    subprocess.run(["rm", "-rf", str(moved / "checkpoints" / "16")], check=True)
+    launch(moved, devices=1, steps=16)
+    assert json.loads((moved / "summary.json").read_text())["resumed_from_step"] == 8
+    # Sums over 8 devices and over 1 round differently, so equal up to float error.
+    for got, want in zip(
+        restore_params(moved, 16), restore_params(tmp_path / "one", 16), strict=True
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-5)
