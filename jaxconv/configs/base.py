@@ -58,7 +58,22 @@ def _optimizer() -> ml_collections.ConfigDict:
     optimizer.end_learning_rate_factor = 0.0  # cosine ends at this fraction of the peak
     optimizer.step_epochs = ()  # step schedule: epochs at which the rate is divided by 10
     optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+    optimizer.ema_decay = 0.0  # > 0 keeps an exponential moving average of the parameters,
+    # which evaluation then uses
     return optimizer
+
+
+def _parallel() -> ml_collections.ConfigDict:
+    parallel = ml_collections.ConfigDict()
+    parallel.mode = "jit"  # jit (a sharded global batch) | pmap (per-device replicas)
+    parallel.shard_params = False  # jit: split large parameters over devices (FSDP-style)
+    parallel.sync_batch_norm = True  # pmap: normalise with the global batch's statistics
+    # Multi-host runs: launch.py reads these (or JAX's own environment variables) to start
+    # jax.distributed; leave them empty on one host.
+    parallel.coordinator_address = ""
+    parallel.num_processes = 0
+    parallel.process_id = -1
+    return parallel
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -71,6 +86,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.learning_rate = 1e-3  # peak learning rate
     config.num_epochs = 10.0
     config.num_train_steps = -1  # > 0 caps the run at this many steps
+    config.num_microbatches = 1  # > 1 accumulates gradients over this many slices of a batch
 
     config.log_every_steps = 50
     config.eval_every_steps = -1  # -1: at the end of every epoch
@@ -83,4 +99,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = _model()
     config.data = _data()
     config.optimizer = _optimizer()
+    config.parallel = _parallel()
     return config

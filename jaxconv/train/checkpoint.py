@@ -28,7 +28,7 @@ from orbax.checkpoint import checkpoint_managers
 
 from jaxconv.train.state import TrainState
 
-_STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng")
+_STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "ema_params")
 
 
 class CheckpointError(RuntimeError):

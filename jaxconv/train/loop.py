@@ -147,9 +147,17 @@ class _Run:
     def __init__(self, config, workdir: pathlib.Path, signals: _SignalFlag):
         self.started = time.perf_counter()
         self.config, self.workdir, self.signals = config, workdir, signals
-        self.mesh = parallel.make_mesh()
-        parallel.check_batch_size(config.batch_size, self.mesh)
-        parallel.check_batch_size(config.eval_batch_size, self.mesh, name="eval_batch_size")
+        self.parallel = parallel.make_strategy(config)
+        devices = self.parallel.device_count
+        parallel.check_batch_size(config.batch_size, devices)
+        parallel.check_batch_size(config.eval_batch_size, devices, name="eval_batch_size")
+        if config.batch_size % (devices * config.num_microbatches):
+            raise ValueError(
+                f"batch_size={config.batch_size} does not split into "
+                f"{config.num_microbatches} micro-batches on each of {devices} "
+                "devices; use a multiple of "
+                f"{devices * config.num_microbatches}."
+            )
         if config.on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
         self.sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
@@ -168,12 +176,15 @@ class _Run:
             config, self.schedule.steps_per_epoch, self.schedule.total_steps
         )
         tx = optimizer.create(config, self.learning_rate)
-        self.state = parallel.create_state(
-            functools.partial(
-                state_lib.create, model, tx, (1, *input_shape[1:]), jax.random.PRNGKey(config.seed)
-            ),
-            self.mesh,
+        create = functools.partial(
+            state_lib.create,
+            model,
+            tx,
+            (1, *input_shape[1:]),
+            jax.random.PRNGKey(config.seed),
+            ema=config.optimizer.ema_decay > 0,
         )
+        self.state = self.parallel.create_state(create)
         self.train_iterator = pipeline.train_iterator(
             pipeline.train_dataset(
                 self.train_source,
@@ -193,27 +204,32 @@ class _Run:
             best_metric=config.best_metric or None,
             best_mode=config.best_mode,
         )
-        self.train_step = parallel.compile_train_step(
-            step_lib.train_step, self.mesh, loss_and_metrics=loss_and_metrics
+        self.train_step = self.parallel.compile_train_step(
+            step_lib.train_step,
+            loss_and_metrics=loss_and_metrics,
+            num_microbatches=config.num_microbatches,
+            ema_decay=config.optimizer.ema_decay,
         )
-        self.eval_step = parallel.compile_eval_step(
-            step_lib.eval_step, self.mesh, loss_and_metrics=loss_and_metrics
+        self.eval_step = self.parallel.compile_eval_step(
+            step_lib.eval_step, loss_and_metrics=loss_and_metrics
         )
         self.train_seconds, self.train_images = 0.0, 0
         self.eval_scalars: dict[str, float] = {}
 
     def execute(self) -> dict:
-        restored = self.checkpointer.restore_latest(self.state, self.train_iterator)
+        saved_form = self.parallel.to_saved(self.state)
+        restored = self.checkpointer.restore_latest(saved_form, self.train_iterator)
         if restored is not None:
-            self.state = restored
-        start_step = int(jax.device_get(self.state.step))
-        num_params = state_lib.count_parameters(self.state.params)
+            self.state = self.parallel.from_saved(restored)
+            saved_form = restored
+        start_step = int(jax.device_get(saved_form.step))
+        num_params = state_lib.count_parameters(saved_form.params)
         say(
             f"{self.config.model.name}: {num_params:,} parameters; {self.config.data.name}: "
             f"{len(self.train_source):,} train / {len(self.eval_source):,} "
             f"{self.config.data.eval_split} examples; {self.schedule.total_steps:,} steps of "
-            f"{self.config.batch_size} on {self.mesh.size} {jax.devices()[0].platform} "
-            "device(s)."
+            f"{self.config.batch_size} on {self.parallel.device_count} "
+            f"{jax.devices()[0].platform} device(s), {self.config.parallel.mode}."
         )
         if start_step:
             say(
@@ -241,10 +257,10 @@ class _Run:
             dynamic_ncols=True,
         )
         self.accumulated, self.interval_start = None, time.perf_counter()
-        self.interval_steps, self.first_interval = 0, True
+        self.interval_steps, self.first_interval, self.first_counted = 0, True, False
         previous_nonfinite = None
         for step in range(start_step + 1, schedule.total_steps + 1):
-            batch = parallel.put_batch(next(self.train_iterator), self.mesh)
+            batch = self.parallel.put_batch(next(self.train_iterator))
             self.state, metrics = self.train_step(self.state, batch)
             # Read the previous step's flag: it is done by now, so this costs no stall.
             if previous_nonfinite is not None:
@@ -262,7 +278,9 @@ class _Run:
             if schedule.due(step, schedule.checkpoint_every) or self.signals.received:
                 self._check_finite(step, previous_nonfinite)
                 self.checkpointer.save(
-                    self.state, self.train_iterator, self.eval_scalars if evaluated else None
+                    self.parallel.to_saved(self.state),
+                    self.train_iterator,
+                    self.eval_scalars if evaluated else None,
                 )
             if self.signals.received:
                 self.checkpointer.wait()
@@ -286,7 +304,11 @@ class _Run:
         }
         seconds = time.perf_counter() - self.interval_start
         images = self.interval_steps * self.config.batch_size
-        if not self.first_interval:  # the first interval includes compilation
+        # The first interval includes compilation: it counts only when there is no other.
+        if not self.first_interval or not self.train_seconds:
+            if not self.first_interval and self.first_counted:
+                self.train_seconds, self.train_images = 0.0, 0
+            self.first_counted = self.first_interval
             self.train_seconds += seconds
             self.train_images += images
         scalars |= {
@@ -319,7 +341,7 @@ class _Run:
             std=self.config.data.std,
             sharding=self.sharding,
         ):
-            metrics = self.eval_step(self.state, parallel.put_batch(batch, self.mesh))
+            metrics = self.eval_step(self.state, self.parallel.put_batch(batch))
             total = step_lib.add_metrics(total, metrics)
         prefix = self.config.data.eval_split
         return {f"{prefix}_{name}": value for name, value in step_lib.mean_metrics(total).items()}
@@ -341,7 +363,8 @@ class _Run:
             "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 1),
             "model": self.config.model.name,
             "dataset": self.config.data.name,
-            "devices": f"{self.mesh.size} x {jax.devices()[0].device_kind}",
+            "devices": f"{self.parallel.device_count} x {jax.devices()[0].device_kind}",
+            "parallel": self.config.parallel.mode,
             "cpu": platform.cpu_model(),
         }
         if jax.process_index() == 0:

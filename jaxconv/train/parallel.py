@@ -1,8 +1,19 @@
 """Where the steps are compiled, and how batches and state are placed on devices.
 
-`jit` mode: one `jax.jit` program over a `Mesh` whose `data` axis spans every device of every
-process; the global batch is sharded along it and the state replicated. XLA inserts the
-cross-device reductions, so batch-norm statistics and metric sums are over the global batch.
+Two strategies, one interface, chosen by `config.parallel.mode`:
+
+- `jit` (default): one `jax.jit` program over a `Mesh` whose `data` axis spans every device of
+  every process. The global batch is sharded along it and the state replicated (or, with
+  `shard_params`, each parameter split along its largest divisible axis, FSDP-style). XLA
+  inserts the cross-device reductions, so batch-norm statistics and metric sums are over the
+  global batch.
+- `pmap`: the classic `jax.pmap` over this process's devices, with the state replicated along
+  a leading device axis and gradients, metrics and batch-norm statistics reduced with
+  `lax.pmean`/`psum` over the `devices` axis inside the step.
+
+Both take the same numpy batch (this process's rows) and give the same results up to float
+rounding. Checkpoints always hold the plain (unreplicated) state, so a run can move between
+strategies and device counts.
 """
 
 import functools
@@ -11,21 +22,25 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxconv import layers
+
 DATA_AXIS = "data"
+PMAP_AXIS = "devices"
+MODES = ("jit", "pmap")
 
 
 def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, name: str = "batch_size") -> None:
+def check_batch_size(batch_size: int, device_count: int, name: str = "batch_size") -> None:
     """Stops before compiling when the global batch does not split evenly over the devices."""
-    if batch_size % mesh.size:
-        lower = batch_size - batch_size % mesh.size
+    if batch_size % device_count:
+        lower = batch_size - batch_size % device_count
         raise ValueError(
-            f"{name}={batch_size} does not divide across {mesh.size} devices; use a "
-            f"multiple of {mesh.size} (e.g. --config.{name}="
-            f"{lower or mesh.size})."
+            f"{name}={batch_size} does not divide across {device_count} devices; "
+            f"use a multiple of {device_count} (e.g. --config.{name}="
+            f"{lower or device_count})."
         )
 
 
@@ -37,32 +52,143 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def put_batch(batch: dict, mesh: Mesh) -> dict:
-    """Assembles each process's rows into one global array sharded along `data`."""
-    sharding = batch_sharding(mesh)
-    return {
-        key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()
-    }
+def fsdp_sharding(mesh: Mesh, shape: tuple[int, ...], min_size: int = 2**16) -> NamedSharding:
+    """Splits an array along its largest axis that the device count divides; arrays under
+    `min_size` elements, where splitting saves little, and indivisible ones stay replicated."""
+    if int(np.prod(shape, dtype=np.int64)) < min_size:
+        return replicated(mesh)
+    for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+        if shape[axis] % mesh.size == 0:
+            spec = [None] * len(shape)
+            spec[axis] = DATA_AXIS
+            return NamedSharding(mesh, PartitionSpec(*spec))
+    return replicated(mesh)
 
 
-def create_state(create_fn, mesh: Mesh):
-    """Runs `create_fn()` so that its outputs are born replicated on every device."""
-    return jax.jit(create_fn, out_shardings=replicated(mesh))()
+class JitStrategy:
+    """`jax.jit` over a mesh of all devices; see the module docstring."""
+
+    def __init__(self, shard_params: bool = False, devices=None, min_shard_size: int = 2**16):
+        self.mesh = make_mesh(devices)
+        self.shard_params, self.min_shard_size = shard_params, min_shard_size
+        self.device_count = self.mesh.size
+        self._state_sharding = replicated(self.mesh)
+
+    def create_state(self, create_fn):
+        """Runs `create_fn()` so that the state is born on the devices with its sharding."""
+        if self.shard_params:
+            shapes = jax.eval_shape(create_fn)
+            self._state_sharding = jax.tree.map(
+                lambda s: fsdp_sharding(self.mesh, s.shape, self.min_shard_size), shapes
+            )
+        return jax.jit(create_fn, out_shardings=self._state_sharding)()
+
+    def put_batch(self, batch: dict) -> dict:
+        """Assembles each process's rows into one global array sharded along `data`."""
+        sharding = batch_sharding(self.mesh)
+        return {
+            key: jax.make_array_from_process_local_data(sharding, value)
+            for key, value in batch.items()
+        }
+
+    def compile_train_step(self, step_fn, **bound):
+        """`step_fn(state, batch, **bound)` jitted once; the old state's buffers are donated."""
+        return jax.jit(
+            functools.partial(step_fn, **bound),
+            in_shardings=(self._state_sharding, batch_sharding(self.mesh)),
+            out_shardings=(self._state_sharding, replicated(self.mesh)),
+            donate_argnums=0,
+        )
+
+    def compile_eval_step(self, step_fn, **bound):
+        return jax.jit(
+            functools.partial(step_fn, **bound),
+            in_shardings=(self._state_sharding, batch_sharding(self.mesh)),
+            out_shardings=replicated(self.mesh),
+        )
+
+    def to_saved(self, state):
+        return state
+
+    def from_saved(self, state):
+        return state
 
 
-def compile_train_step(step_fn, mesh: Mesh, **bound):
-    """`step_fn(state, batch, **bound)` jitted once; the old state's buffers are donated."""
-    return jax.jit(
-        functools.partial(step_fn, **bound),
-        in_shardings=(replicated(mesh), batch_sharding(mesh)),
-        out_shardings=(replicated(mesh), replicated(mesh)),
-        donate_argnums=0,
-    )
+class PmapStrategy:
+    """`jax.pmap` over this process's devices; see the module docstring.
+
+    With `sync_batch_norm`, batch norm normalises with the statistics of the global batch
+    (Flax's BatchNorm `axis_name`), exactly what `jit` does; without it, each device uses its
+    own rows' statistics, and the running averages are averaged after each step.
+    """
+
+    def __init__(self, sync_batch_norm: bool = True, devices=None):
+        self.devices = list(devices) if devices is not None else jax.local_devices()
+        self.device_count = len(self.devices) * jax.process_count()
+        self.sync_batch_norm = sync_batch_norm
+
+    def _replicate(self, tree):
+        """One copy of `tree` per local device, stacked along a leading device axis."""
+        count = len(self.devices)
+        sharding = NamedSharding(
+            Mesh(np.asarray(self.devices), (PMAP_AXIS,)), PartitionSpec(PMAP_AXIS)
+        )
+        return jax.tree.map(
+            lambda x: jax.device_put(
+                np.broadcast_to(np.asarray(x), (count, *np.shape(x))), sharding
+            ),
+            tree,
+        )
+
+    def create_state(self, create_fn):
+        return self._replicate(jax.jit(create_fn)())
+
+    def put_batch(self, batch: dict) -> dict:
+        """Splits this process's rows into one slice per local device."""
+        count = len(self.devices)
+        return jax.tree.map(lambda x: x.reshape(count, x.shape[0] // count, *x.shape[1:]), batch)
+
+    def _pmap(self, step_fn, donate: bool, **bound):
+        norm_axis = PMAP_AXIS if self.sync_batch_norm else None
+
+        def per_device(state, batch):
+            with layers.batch_norm_axis(norm_axis):
+                return step_fn(state, batch, axis_name=PMAP_AXIS, **bound)
+
+        compiled = jax.pmap(
+            per_device,
+            axis_name=PMAP_AXIS,
+            devices=self.devices,
+            donate_argnums=(0,) if donate else (),
+        )
+        return compiled
+
+    def compile_train_step(self, step_fn, **bound):
+        compiled = self._pmap(step_fn, donate=True, **bound)
+
+        def train_step(state, batch):
+            state, metrics = compiled(state, batch)
+            return state, jax.tree.map(lambda x: x[0], metrics)  # identical on every device
+
+        return train_step
+
+    def compile_eval_step(self, step_fn, **bound):
+        compiled = self._pmap(step_fn, donate=False, **bound)
+        return lambda state, batch: jax.tree.map(lambda x: x[0], compiled(state, batch))
+
+    def to_saved(self, state):
+        """The state of the first device: the replicas are equal."""
+        return jax.tree.map(lambda x: x[0], state)
+
+    def from_saved(self, state):
+        return self._replicate(state)
 
 
-def compile_eval_step(step_fn, mesh: Mesh, **bound):
-    return jax.jit(
-        functools.partial(step_fn, **bound),
-        in_shardings=(replicated(mesh), batch_sharding(mesh)),
-        out_shardings=replicated(mesh),
-    )
+def make_strategy(config):
+    """The strategy `config.parallel` asks for."""
+    mode = config.parallel.mode
+    if mode == "jit":
+        return JitStrategy(shard_params=config.parallel.shard_params)
+    if mode == "pmap":
+        return PmapStrategy(sync_batch_norm=config.parallel.sync_batch_norm)
+    raise ValueError(f"unknown parallel.mode '{mode}'; use one of {', '.join(MODES)}.")

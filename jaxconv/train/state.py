@@ -14,7 +14,8 @@ class TrainState(struct.PyTreeNode):
     """Parameters, batch statistics, optimizer state, step and RNG key of a run.
 
     `rng` is the run's base key; the step's own key is `fold_in(rng, step)`, so no key is ever
-    split and stored twice and a resumed run draws the same dropout masks.
+    split and stored twice and a resumed run draws the same dropout masks. `ema_params` is an
+    exponential moving average of `params` when the config asks for one, else empty.
     """
 
     step: jax.Array
@@ -22,18 +23,25 @@ class TrainState(struct.PyTreeNode):
     batch_stats: Any
     opt_state: Any
     rng: jax.Array
+    ema_params: Any
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
-    def variables(self) -> dict:
-        """The model variables for `apply_fn`."""
+    def variables(self, *, for_eval: bool = False) -> dict:
+        """The model variables for `apply_fn`; for evaluation, the averaged parameters when
+        there are any."""
+        params = self.ema_params if for_eval and self.ema_params else self.params
         if self.batch_stats:
-            return {"params": self.params, "batch_stats": self.batch_stats}
-        return {"params": self.params}
+            return {"params": params, "batch_stats": self.batch_stats}
+        return {"params": params}
 
 
 def create(
-    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], rng: jax.Array
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    input_shape: tuple[int, ...],
+    rng: jax.Array,
+    ema: bool = False,
 ) -> TrainState:
     """Initialises `model` on a dummy batch of `input_shape` (N, H, W, C)."""
     init_rng, state_rng = jax.random.split(rng)
@@ -45,6 +53,7 @@ def create(
         batch_stats=variables.get("batch_stats", {}),
         opt_state=tx.init(params),
         rng=state_rng,
+        ema_params=params if ema else {},
         apply_fn=model.apply,
         tx=tx,
     )

@@ -26,35 +26,92 @@ def _psum(tree, axis_name):
     return tree if axis_name is None else jax.lax.psum(tree, axis_name)
 
 
-def train_step(
-    state: TrainState, batch: dict, *, loss_and_metrics: Callable, axis_name: str | None = None
-) -> tuple[TrainState, Metrics]:
-    """One optimizer update on `batch`; returns the new state and (sum, count) metrics.
-
-    Besides the task's metrics it reports the L2 norms of gradients, parameters and updates,
-    the numbers that show a run going wrong before its loss does.
-    """
-    dropout_rng = jax.random.fold_in(state.rng, state.step)
-    if axis_name is not None:  # a different dropout mask on each device
-        dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
+def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name):
+    """Loss, task metrics, updated batch statistics and gradients on one (micro-)batch."""
 
     def loss_fn(params):
         variables = {**state.variables(), "params": params}
         outputs, mutated = state.apply_fn(
-            variables,
-            batch["image"],
-            train=True,
-            rngs={"dropout": dropout_rng},
-            mutable=["batch_stats"],
+            variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
         )
         loss, metrics = loss_and_metrics(outputs, batch)
-        return loss, (metrics, mutated)
+        return loss, (metrics, mutated.get("batch_stats", state.batch_stats))
 
-    (loss, (metrics, mutated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return loss, metrics, batch_stats, grads
+
+
+def _accumulated_gradients(state, batch, rng, loss_and_metrics, axis_name, num_microbatches):
+    """Gradients averaged over `num_microbatches` equal slices of `batch`, computed one slice
+    at a time (so activations for only one slice are alive); batch statistics are updated
+    slice after slice, as consecutive small batches would update them."""
+    if num_microbatches == 1:
+        return _gradients(state, batch, rng, loss_and_metrics, axis_name)
+
+    # Slice i takes rows i, i + k, i + 2k, ...: every slice spans every device's rows, so a
+    # data-sharded batch is never moved between devices.
+    def split(x):
+        return jnp.swapaxes(
+            x.reshape(x.shape[0] // num_microbatches, num_microbatches, *x.shape[1:]), 0, 1
+        )
+
+    def body(carry, inputs):
+        index, micro = inputs
+        batch_stats, loss_sum, metrics_sum, grads_sum = carry
+        loss, metrics, batch_stats, grads = _gradients(
+            state.replace(batch_stats=batch_stats),
+            micro,
+            jax.random.fold_in(rng, index),
+            loss_and_metrics,
+            axis_name,
+        )
+        add = lambda a, b: jax.tree.map(jnp.add, a, b)
+        return (
+            batch_stats,
+            loss_sum + loss,
+            add(metrics_sum, metrics),
+            add(grads_sum, grads),
+        ), None
+
+    first = jax.tree.map(lambda x: x[0], jax.tree.map(split, batch))
+    shapes = jax.eval_shape(lambda: _gradients(state, first, rng, loss_and_metrics, axis_name))
+    zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+    carry = (state.batch_stats, jnp.zeros((), jnp.float32), zeros(shapes[1]), zeros(shapes[3]))
+    (batch_stats, loss_sum, metrics, grads), _ = jax.lax.scan(
+        body, carry, (jnp.arange(num_microbatches), jax.tree.map(split, batch))
+    )
+    scale = 1.0 / num_microbatches
+    return loss_sum * scale, metrics, batch_stats, jax.tree.map(lambda g: g * scale, grads)
+
+
+def train_step(
+    state: TrainState,
+    batch: dict,
+    *,
+    loss_and_metrics: Callable,
+    axis_name: str | None = None,
+    num_microbatches: int = 1,
+    ema_decay: float = 0.0,
+) -> tuple[TrainState, Metrics]:
+    """One optimizer update on `batch`; returns the new state and (sum, count) metrics.
+
+    Besides the task's metrics it reports the L2 norms of gradients, parameters and updates,
+    the numbers that show a run going wrong before its loss does, and `nonfinite` (1 for a step
+    whose loss or gradient was not finite and was therefore not applied).
+    """
+    rng = jax.random.fold_in(state.rng, state.step)
+    if axis_name is not None:  # a different dropout mask on each device
+        rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    loss, metrics, batch_stats, grads = _accumulated_gradients(
+        state, batch, rng, loss_and_metrics, axis_name, num_microbatches
+    )
     grads = _pmean(grads, axis_name)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    batch_stats = _pmean(mutated.get("batch_stats", state.batch_stats), axis_name)
+    batch_stats = _pmean(batch_stats, axis_name)
+    ema_params = state.ema_params
+    if ema_decay > 0:
+        ema_params = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
 
     # A non-finite loss or gradient leaves the state as it was: the run stops (or skips the
     # batch, by config) with its last good parameters, never with NaNs.
@@ -74,6 +131,7 @@ def train_step(
         params=params,
         opt_state=keep_if_bad(opt_state, state.opt_state),
         batch_stats=keep_if_bad(batch_stats, state.batch_stats),
+        ema_params=keep_if_bad(ema_params, state.ema_params),
     )
     return new_state, metrics
 
@@ -88,7 +146,7 @@ def eval_step(
     state: TrainState, batch: dict, *, loss_and_metrics: Callable, axis_name: str | None = None
 ) -> Metrics:
     """The task's (sum, count) metrics of the model in inference mode on `batch`."""
-    outputs = state.apply_fn(state.variables(), batch["image"], train=False)
+    outputs = state.apply_fn(state.variables(for_eval=True), batch["image"], train=False)
     _, metrics = loss_and_metrics(outputs, batch)
     return _psum(metrics, axis_name)
 

@@ -40,15 +40,15 @@ def short_config(**overrides):
 
 def poison(monkeypatch, bad_call: int):
     """Makes the images of the `bad_call`-th batch put on the devices NaN."""
-    original, calls = parallel.put_batch, {"count": 0}
+    original, calls = parallel.JitStrategy.put_batch, {"count": 0}
 
-    def put_batch(batch, mesh):
+    def put_batch(self, batch):
         calls["count"] += 1
         if calls["count"] == bad_call:
             batch = dict(batch, image=np.full_like(batch["image"], np.nan))
-        return original(batch, mesh)
+        return original(self, batch)
 
-    monkeypatch.setattr(parallel, "put_batch", put_batch)
+    monkeypatch.setattr(parallel.JitStrategy, "put_batch", put_batch)
 
 
 def restore_params(workdir, step):

@@ -1,0 +1,252 @@
+"""Flax blocks shared by the models: the typical convolutional layer, conv-norm-act, up-sampling.
+
+All blocks take and return NHWC arrays; kernels are HWIO (Flax's layout). Activations and pooling
+are chosen by name so that configs, which hold plain strings, can select them.
+"""
+
+import contextlib
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "identity": lambda x: x,
+}
+
+POOLING_KINDS = ("max", "avg")
+
+
+def activation_by_name(name: str) -> Callable[[Array], Array]:
+    """The activation function called `name`; a ValueError lists the known names."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+def pool(x: Array, kind: str | None, window: int, strides: int | None = None) -> Array:
+    """Max or average pooling over H and W with a square window; `kind=None` returns `x`.
+
+    Strides default to the window, so windows do not overlap (the subsampling of LeNet-5).
+    Average pooling divides by the full window, as PyTorch's `AvgPool2d` does without padding.
+    """
+    if kind is None:
+        return x
+    if kind not in POOLING_KINDS:
+        raise ValueError(f"unknown pooling {kind!r}; known: {', '.join(POOLING_KINDS)} or None")
+    strides = window if strides is None else strides
+    pool_fn = nn.max_pool if kind == "max" else nn.avg_pool
+    return pool_fn(x, (window, window), strides=(strides, strides))
+
+
+def adaptive_avg_pool(x: Array, output_size: tuple[int, int]) -> Array:
+    """Average pooling of NHWC `x` to a fixed (H, W), with the bins of PyTorch's AdaptiveAvgPool2d.
+
+    Output cell i along an axis of length L averages input rows floor(i * L / n) up to
+    ceil((i + 1) * L / n) (exclusive), so bins may overlap or repeat when L is not a multiple of n,
+    and an input smaller than the output is up-sampled by repetition. Matching PyTorch exactly
+    keeps converted torchvision weights valid for inputs of any size.
+    """
+    for axis, size in ((1, output_size[0]), (2, output_size[1])):
+        length = x.shape[axis]
+        if length == size:
+            continue
+        bins = [
+            jnp.mean(
+                jax.lax.slice_in_dim(
+                    x, (i * length) // size, -(-(i + 1) * length // size), axis=axis
+                ),
+                axis=axis,
+                keepdims=True,
+            )
+            for i in range(size)
+        ]
+        x = jnp.concatenate(bins, axis=axis)
+    return x
+
+
+def flatten_channels_first(x: jax.Array) -> jax.Array:
+    """Flatten NHWC to (N, C * H * W) in PyTorch's NCHW order."""
+    return jnp.transpose(x, (0, 3, 1, 2)).reshape((x.shape[0], -1))
+
+
+def check_input_size(size: tuple[int, int], minimum: int, model: str) -> None:
+    """Raise a ValueError naming `model` when H or W is below `minimum`."""
+    if min(size) < minimum:
+        raise ValueError(
+            f"{model} needs input of at least {minimum}x{minimum}, got {size[0]}x{size[1]}"
+        )
+
+
+class ConvLayer(nn.Module):
+    """The typical convolutional layer: convolution with stride, a non-linearity, optional pooling.
+
+    Parameters live under `conv/` (kernel HWIO, bias). `pooling` is None, 'max' or 'avg' with a
+    `pool_size` window and non-overlapping strides unless `pool_strides` says otherwise.
+    """
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    padding: str | int | tuple = "SAME"
+    activation: str = "relu"
+    pooling: str | None = None
+    pool_size: int = 2
+    pool_strides: int | None = None
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        x = nn.Conv(
+            self.features,
+            (self.kernel_size, self.kernel_size),
+            strides=self.strides,
+            padding=self.padding,
+            use_bias=self.use_bias,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="conv",
+        )(x)
+        x = activation_by_name(self.activation)(x)
+        return pool(x, self.pooling, self.pool_size, self.pool_strides)
+
+
+def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Symmetric padding of kernel_size // 2 on H and W, as PyTorch's `padding=k // 2`.
+
+    Flax's 'SAME' pads (0, 1) for a stride-2 3x3 convolution on even input where PyTorch pads
+    (1, 1); the explicit form keeps outputs equal to torchvision's for converted weights.
+    """
+    half = kernel_size // 2
+    return ((half, half), (half, half))
+
+
+# He et al. 2015 ("Delving deep into rectifiers") initialisation, fan-out mode as in torchvision.
+he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class ConvNormAct(nn.Module):
+    """Convolution, optional batch norm, then an activation ('identity' for none).
+
+    Parameters live under `conv/` and `norm/`. Batch norm uses PyTorch's defaults (momentum 0.1
+    of the new batch, i.e. Flax momentum 0.9, and epsilon 1e-5) so converted statistics behave
+    the same. `use_bias=None` means "a bias only when there is no batch norm", whose shift makes
+    a bias redundant.
+    """
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    padding: str | int | tuple = "SAME"
+    batch_norm: bool = True
+    activation: str = "relu"
+    use_bias: bool | None = None
+    kernel_init: Callable = he_normal
+    norm_scale_init: Callable = nn.initializers.ones
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        use_bias = not self.batch_norm if self.use_bias is None else self.use_bias
+        x = nn.Conv(
+            self.features,
+            (self.kernel_size, self.kernel_size),
+            strides=self.strides,
+            padding=self.padding,
+            use_bias=use_bias,
+            kernel_init=self.kernel_init,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="conv",
+        )(x)
+        if self.batch_norm:
+            x = batch_norm(train, self.dtype, self.param_dtype, self.norm_scale_init, "norm")(x)
+        return activation_by_name(self.activation)(x)
+
+
+# The device axis that batch norm reduces its statistics over, set by the pmap strategy while
+# it traces a step (jaxconv.train.parallel); None everywhere else. Under jit no axis is needed:
+# the global batch is one array and its statistics are already global.
+_BATCH_NORM_AXIS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "batch_norm_axis", default=None
+)
+
+
+@contextlib.contextmanager
+def batch_norm_axis(axis_name: str | None):
+    """Within this block, every `batch_norm` layer averages its batch statistics over the
+    mapped device axis `axis_name` (cross-device "synchronised" batch norm)."""
+    token = _BATCH_NORM_AXIS.set(axis_name)
+    try:
+        yield
+    finally:
+        _BATCH_NORM_AXIS.reset(token)
+
+
+def batch_norm(
+    train: bool,
+    dtype: Dtype,
+    param_dtype: Dtype,
+    scale_init: Callable = nn.initializers.ones,
+    name: str | None = None,
+) -> nn.BatchNorm:
+    """A BatchNorm with PyTorch's momentum and epsilon, using batch statistics when training."""
+    return nn.BatchNorm(
+        use_running_average=not train,
+        axis_name=_BATCH_NORM_AXIS.get() if train else None,
+        momentum=0.9,
+        epsilon=1e-5,
+        scale_init=scale_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
+    )
+
+
+UPSAMPLING_METHODS = ("transpose", "bilinear")
+
+
+class UpSample(nn.Module):
+    """Double H and W and map to `features` channels.
+
+    'transpose': a learned 2x2 transposed convolution with stride 2 (the "up-convolution" of
+    Ronneberger et al. 2015). 'bilinear': bilinear interpolation (half-pixel centres, like
+    PyTorch's `align_corners=False`) followed by a 3x3 'SAME' convolution, which avoids the
+    checkerboard artefacts of transposed convolutions (Odena et al., Distill 2016).
+    Parameters live under `conv/`.
+    """
+
+    features: int
+    method: str = "transpose"
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        layer = dict(use_bias=self.use_bias, dtype=self.dtype, param_dtype=self.param_dtype)
+        if self.method == "transpose":
+            return nn.ConvTranspose(
+                self.features, (2, 2), strides=(2, 2), padding="VALID", name="conv", **layer
+            )(x)
+        if self.method == "bilinear":
+            batch, height, width, channels = x.shape
+            x = jax.image.resize(x, (batch, 2 * height, 2 * width, channels), "bilinear")
+            return nn.Conv(self.features, (3, 3), padding="SAME", name="conv", **layer)(x)
+        raise ValueError(
+            f"unknown up-sampling {self.method!r}; known: {', '.join(UPSAMPLING_METHODS)}"
+        )

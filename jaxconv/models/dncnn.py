@@ -1,0 +1,52 @@
+"""DnCNN (Zhang, Zuo, Chen, Meng and Zhang, "Beyond a Gaussian denoiser: residual learning of deep
+CNN for image denoising", IEEE TIP 2017): a plain stack of 3x3 'SAME' convolutions that predicts
+the noise (residual learning), so the denoised image is `x - model(x)`.
+
+Depth 17 with 64 channels (the paper's DnCNN-S): conv + ReLU, 15 x (conv + batch norm + ReLU),
+then a conv to the output channels. 556,096 parameters for grey images; the middle and last
+convolutions have no bias (batch norm follows the middle ones; the last, like KAIR's reference
+implementation, predicts zero-mean noise).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxconv.layers import ConvNormAct, Dtype, he_normal
+
+OUTPUTS = ("noise", "image")
+
+
+class DnCNN(nn.Module):
+    """DnCNN on NHWC input; returns (N, H, W, out_channels).
+
+    `depth` counts all convolutions, `width` is their channels. `out_channels=None` means the
+    input's channel count. `output='noise'` returns the predicted
+    noise (the paper's residual); `output='image'` returns `x - noise` (needs `out_channels` equal
+    to the input channels). Layers are `stem`, `block1` ... `block{depth - 2}` and `head`.
+    """
+
+    depth: int = 17
+    width: int = 64
+    out_channels: int | None = None
+    batch_norm: bool = True
+    output: str = "noise"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown output {self.output!r}; known: {', '.join(OUTPUTS)}")
+        layer = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        y = ConvNormAct(self.width, batch_norm=False, name="stem", **layer)(x, train=train)
+        for index in range(self.depth - 2):
+            block = ConvNormAct(
+                self.width, batch_norm=self.batch_norm, name=f"block{index + 1}", **layer
+            )
+            y = block(y, train=train)
+        out_channels = self.out_channels or x.shape[-1]
+        noise = nn.Conv(
+            out_channels, (3, 3), use_bias=False, kernel_init=he_normal, name="head", **layer
+        )(y)
+        return noise if self.output == "noise" else x - noise

@@ -1,0 +1,113 @@
+"""The shared blocks of jaxconv.layers against scipy, numpy and PyTorch's documented formulas."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import signal
+
+from jaxconv import layers
+from jaxconv.models.resnet import zero_pad_shortcut
+
+# The rbg generator's initialisers compile several times faster on the CPU than threefry's.
+KEY = jax.random.key(0, impl="rbg")
+
+
+def reference_adaptive_avg_pool(x, output_size):
+    """PyTorch's AdaptiveAvgPool2d, written from its definition with explicit loops."""
+    batch, height, width, channels = x.shape
+    rows, columns = output_size
+    out = np.zeros((batch, rows, columns, channels), x.dtype)
+    for i in range(rows):
+        top, bottom = (i * height) // rows, -(-((i + 1) * height) // rows)
+        for j in range(columns):
+            left, right = (j * width) // columns, -(-((j + 1) * width) // columns)
+            out[:, i, j] = x[:, top:bottom, left:right].mean(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize(
+    "input_size, output_size",
+    [((13, 13), (6, 6)), ((5, 7), (6, 6)), ((14, 14), (7, 7)), ((1, 2), (7, 7)), ((6, 6), (6, 6))],
+)
+def test_adaptive_avg_pool_bins_match_pytorch(input_size, output_size):
+    x = np.random.default_rng(0).standard_normal((2, *input_size, 3)).astype(np.float32)
+    got = layers.adaptive_avg_pool(jnp.asarray(x), output_size)
+    np.testing.assert_allclose(got, reference_adaptive_avg_pool(x, output_size), atol=1e-6)
+
+
+def convolve_layer(module, x):
+    variables = module.init(KEY, x)
+    return variables["params"]["conv"], module.apply(variables, x)
+
+
+def test_conv_layer_is_correlation_then_nonlinearity_then_pooling():
+    """One channel in and out: scipy's 2-D correlation, tanh, then 2x2 average pooling."""
+    image = np.random.default_rng(1).standard_normal((1, 8, 8, 1)).astype(np.float32)
+    layer = layers.ConvLayer(1, 3, padding="SAME", activation="tanh", pooling="avg")
+    params, got = convolve_layer(layer, jnp.asarray(image))
+    kernel, bias = np.asarray(params["kernel"][:, :, 0, 0]), float(params["bias"][0])
+    expected = np.tanh(signal.correlate2d(image[0, :, :, 0], kernel, mode="same") + bias)
+    expected = expected.reshape(4, 2, 4, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(got[0, :, :, 0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [8, 9])
+def test_torch_padding_places_stride_two_windows_like_pytorch(size):
+    """With padding k // 2 on both sides, a stride-2 convolution is the stride-1 'same' one
+    sampled at even positions (PyTorch's placement); Flax's 'SAME' would shift it on even input."""
+    image = np.random.default_rng(2).standard_normal((1, size, size, 1)).astype(np.float32)
+    layer = layers.ConvLayer(
+        1, 3, strides=2, padding=layers.torch_padding(3), activation="identity", use_bias=False
+    )
+    params, got = convolve_layer(layer, jnp.asarray(image))
+    kernel = np.asarray(params["kernel"][:, :, 0, 0])
+    expected = signal.correlate2d(image[0, :, :, 0], kernel, mode="same")[::2, ::2]
+    np.testing.assert_allclose(got[0, :, :, 0], expected, atol=1e-5)
+
+
+def test_zero_pad_shortcut_subsamples_and_appends_zero_channels():
+    x = jnp.arange(2 * 4 * 4 * 2, dtype=jnp.float32).reshape(2, 4, 4, 2)
+    y = zero_pad_shortcut(x, 2, 6)
+    assert y.shape == (2, 2, 2, 6)
+    np.testing.assert_array_equal(y[..., 2:4], x[:, ::2, ::2, :])
+    assert not np.any(y[..., :2]) and not np.any(y[..., 4:])
+
+
+def test_conv_norm_act_has_a_bias_only_without_batch_norm():
+    x = jnp.ones((1, 4, 4, 2))
+    with_norm = layers.ConvNormAct(3).init(KEY, x, train=False)["params"]
+    without = layers.ConvNormAct(3, batch_norm=False).init(KEY, x, train=False)
+    assert set(with_norm) == {"conv", "norm"} and "bias" not in with_norm["conv"]
+    assert "bias" in without["params"]["conv"]
+
+
+@pytest.mark.parametrize("method", ["transpose", "bilinear"])
+def test_upsample_doubles_height_and_width(method):
+    x = jnp.ones((2, 3, 5, 4))
+    module = layers.UpSample(6, method)
+    variables = module.init(KEY, x)
+    assert module.apply(variables, x).shape == (2, 6, 10, 6)
+
+
+def test_bilinear_upsampling_interpolates_between_pixel_centres():
+    """Half-pixel centres (PyTorch's align_corners=False): [0, 1] -> [0, .25, .75, 1]."""
+    x = jnp.array([0.0, 1.0]).reshape(1, 1, 2, 1)
+    resized = jax.image.resize(x, (1, 2, 4, 1), "bilinear")
+    np.testing.assert_allclose(resized[0, 0, :, 0], [0.0, 0.25, 0.75, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: layers.activation_by_name("relu6"), "unknown activation 'relu6'; known: gelu"),
+        (lambda: layers.pool(jnp.ones((1, 4, 4, 1)), "median", 2), "unknown pooling 'median'"),
+        (
+            lambda: layers.UpSample(2, "nearest").init(KEY, jnp.ones((1, 2, 2, 1))),
+            "unknown up-sampling 'nearest'; known: transpose, bilinear",
+        ),
+    ],
+)
+def test_unknown_choices_list_the_known_ones(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,97 @@
+"""The same global batches give the same parameters on 1 device and on 8, with jit and pmap."""
+
+import functools
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from jaxconv import models, tasks
+from jaxconv.train import parallel, step
+from jaxconv.train import state as state_lib
+
+STEPS = 20
+
+
+def batches(image_shape, batch_size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(STEPS):
+        yield {
+            "image": rng.normal(size=(batch_size, *image_shape)).astype(np.float32),
+            "label": rng.integers(0, 10, batch_size).astype(np.int32),
+        }
+
+
+def train(strategy, model_name, image_shape, num_microbatches=1):
+    model = models.create(model_name, num_classes=10)
+    tx = optax.sgd(0.05, momentum=0.9)
+    create = functools.partial(
+        state_lib.create, model, tx, (1, *image_shape), jax.random.PRNGKey(0)
+    )
+    state = strategy.create_state(create)
+    train_step = strategy.compile_train_step(
+        step.train_step,
+        loss_and_metrics=tasks.get("classification"),
+        num_microbatches=num_microbatches,
+    )
+    for batch in batches(image_shape):
+        state, _ = train_step(state, strategy.put_batch(batch))
+    saved = strategy.to_saved(state)
+    return jax.device_get((saved.params, saved.batch_stats))
+
+
+MODELS = [("lenet5", (28, 28, 1)), ("resnet20", (16, 16, 3))]
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=[name for name, _ in MODELS])
+def reference(request):
+    name, shape = request.param
+    one_device = parallel.JitStrategy(devices=jax.devices()[:1])
+    return name, shape, train(one_device, name, shape)
+
+
+def assert_close(got, want):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_eight_devices_with_jit_match_one_device(reference):
+    name, shape, expected = reference
+    assert len(jax.devices()) == 8
+    assert_close(train(parallel.JitStrategy(), name, shape), expected)
+
+
+def test_eight_devices_with_pmap_match_one_device(reference):
+    name, shape, expected = reference
+    assert_close(train(parallel.PmapStrategy(sync_batch_norm=True), name, shape), expected)
+
+
+def test_sharded_parameters_match_replicated_ones(reference):
+    name, shape, expected = reference
+    sharded = parallel.JitStrategy(shard_params=True, min_shard_size=1)
+    assert_close(train(sharded, name, shape), expected)
+
+
+def test_gradient_accumulation_matches_the_whole_batch_without_batch_norm():
+    shape = (28, 28, 1)
+    one_device = parallel.JitStrategy(devices=jax.devices()[:1])
+    assert_close(
+        train(parallel.JitStrategy(), "lenet5", shape, num_microbatches=2),
+        train(one_device, "lenet5", shape),
+    )
+
+
+def test_batch_that_does_not_divide_across_devices_is_refused():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        parallel.check_batch_size(12, 8)
+
+
+def test_fsdp_sharding_splits_large_arrays_only():
+    mesh = parallel.make_mesh()
+    assert parallel.fsdp_sharding(mesh, (4000, 120)).spec == parallel.PartitionSpec("data", None)
+    assert parallel.fsdp_sharding(mesh, (400, 120)).spec == parallel.PartitionSpec()
+    assert parallel.fsdp_sharding(mesh, (3, 3, 64, 512)).spec == parallel.PartitionSpec(
+        None, None, None, "data"
+    )
+    assert parallel.fsdp_sharding(mesh, (6,)).spec == parallel.PartitionSpec()
