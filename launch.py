@@ -51,11 +51,21 @@ def main(argv: list[str]) -> int:
         print(f"launch.py: error: {error}", file=sys.stderr)
         return 2
     note = platform.configure_xla()  # before JAX starts its backend
-    print(config, flush=True)
-    if note:
-        print(note, flush=True)
+    import jax
 
-    from jaxconv.train import checkpoint, loop  # imported after the XLA flags are set
+    from jaxconv.train import checkpoint, loop, parallel
+
+    try:
+        started = parallel.initialize_distributed(config)
+    except ValueError as error:
+        print(f"launch.py: error: {error}", file=sys.stderr)
+        return 2
+    leader = jax.process_index() == 0  # only process 0 speaks for a multi-host job
+    if leader:
+        print(config, flush=True)
+        for line in (note, started and f"Distributed run: {started}."):
+            if line:
+                print(line, flush=True)
 
     # Errors that are the user's to fix get one clear line; JAXCONV_TRACEBACK=1 shows the rest.
     expected = (
@@ -80,7 +90,8 @@ def main(argv: list[str]) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"launch.py: error: {message}", file=sys.stderr)
         return 1
-    print("Summary: " + ", ".join(f"{key} {value}" for key, value in summary.items()), flush=True)
+    if leader:
+        print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
     return 0
 
 

@@ -240,3 +240,27 @@ class WorkdirLock:
     def __exit__(self, *exc) -> None:
         fcntl.flock(self._file, fcntl.LOCK_UN)
         self._file.close()
+
+
+def read_state(workdir: str | pathlib.Path, step: int | None = None) -> dict:
+    """A run's saved state as a plain tree of arrays on this process's first device.
+
+    For reading checkpoints outside training (reports, transfer learning, tests), whatever the
+    device count of the run that wrote them. `step` defaults to the newest checkpoint.
+    """
+    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    if step is None:
+        steps = [int(p.name) for p in directory.glob("*") if p.name.isdigit()]
+        if not steps:
+            raise FileNotFoundError(
+                f"no checkpoint in {directory}; train first with launch.py --workdir {workdir}."
+            )
+        step = max(steps)
+    path = directory / str(step) / "state"
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        checkpointer.metadata(path).item_metadata,
+    )
+    return checkpointer.restore(path, target)

@@ -5,6 +5,7 @@ checkpoints. Starting again on the same workdir resumes from the newest readable
 SIGTERM (a scheduler's preemption) or Ctrl-C saves a checkpoint before the run exits.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -137,7 +138,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
             f"workdir {workdir} is not writable ({error.strerror}); choose "
             "another --workdir or fix its permissions."
         ) from None
-    with WorkdirLock(workdir), _SignalFlag() as signals:
+    # Process 0 holds the lock for the whole multi-host job (the workdir is shared).
+    lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock, _SignalFlag() as signals:
         return _Run(config, workdir, signals).execute()
 
 

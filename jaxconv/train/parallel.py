@@ -192,3 +192,35 @@ def make_strategy(config):
     if mode == "pmap":
         return PmapStrategy(sync_batch_norm=config.parallel.sync_batch_norm)
     raise ValueError(f"unknown parallel.mode '{mode}'; use one of {', '.join(MODES)}.")
+
+
+def initialize_distributed(config) -> str | None:
+    """Starts JAX's distributed runtime for a multi-host run; returns what it did.
+
+    The coordinator address, process count and process id come from `config.parallel` or else
+    from the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID. With none of them set this is a single-process run and nothing happens.
+    Must run before JAX's backend starts. On CPU, cross-process collectives use gloo.
+    """
+    import os
+
+    options = config.parallel
+    address = options.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS", "")
+    count = options.num_processes or int(os.environ.get("JAX_NUM_PROCESSES", "0"))
+    index = (
+        options.process_id
+        if options.process_id >= 0
+        else int(os.environ.get("JAX_PROCESS_ID", "-1"))
+    )
+    if not address and count <= 1:
+        return None
+    if not address or count < 1 or not 0 <= index < count:
+        raise ValueError(
+            f"a multi-host run needs a coordinator address, a process count and a "
+            f"process id in [0, count); got address '{address}', count {count}, id "
+            f"{index}. Set --config.parallel.coordinator_address=HOST:PORT "
+            "--config.parallel.num_processes=N --config.parallel.process_id=I."
+        )
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=address, num_processes=count, process_id=index)
+    return f"process {index} of {count}, coordinator {address}"

@@ -14,6 +14,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxconv.train.checkpoint import read_state
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # LeNet-5 with augmentation on, small batches, a checkpoint every 5 steps.
 RUN = [
@@ -48,11 +50,7 @@ def launch(workdir, steps, check=True):
 
 
 def final_state(workdir, step):
-    return ocp.tree.to_flat_dict(
-        ocp.StandardCheckpointer().restore(
-            pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
-        )
-    )
+    return ocp.tree.to_flat_dict(read_state(workdir, step))
 
 
 def assert_same_state(a, b):

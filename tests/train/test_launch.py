@@ -10,6 +10,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxconv.train.checkpoint import read_state
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHORT = [
     "--config",
@@ -35,7 +37,7 @@ def launch(*args, check=True):
 
 
 def load_state(workdir: pathlib.Path, step: int) -> dict:
-    return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+    return read_state(workdir, step)
 
 
 def test_short_run_writes_metrics_checkpoints_and_summary(tmp_path):

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import pytest
 
 from jaxconv.configs import loading
 from jaxconv.train import checkpoint, loop, parallel
+from jaxconv.train.checkpoint import read_state
 from jaxconv.train.state import TrainState
 from jaxconv.train.writers import read_metrics
 
@@ -52,9 +52,7 @@ def poison(monkeypatch, bad_call: int):
 
 
 def restore_params(workdir, step):
-    state = ocp.StandardCheckpointer().restore(
-        pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
-    )
+    state = read_state(workdir, step)
     return jax.tree.leaves(state["params"])
 
 
