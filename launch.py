@@ -98,7 +98,9 @@ def main(argv: list[str]) -> int:
 def _print_summary(config, loop) -> int:
     from jaxconv import data, models
 
-    source = data.get_source(config.data.name, config.data.train_split, config.data.data_dir)
+    source = data.get_source(
+        config.data.name, config.data.train_split, config.data.data_dir, config.data
+    )
     model = loop.build_model(config, source.num_classes)
     print(models.summary(model, (1, *source.image_shape)))
     return 0

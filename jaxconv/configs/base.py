@@ -40,6 +40,29 @@ def _data() -> ml_collections.ConfigDict:
     # Per-channel normalisation after scaling uint8 to [0, 1]: (x - mean) / std.
     data.mean = 0.0
     data.std = 1.0
+    # Dataset options; None keeps the dataset's own default, and setting one that the chosen
+    # dataset does not read is an error (see jaxconv/data/__init__.py).
+    optional = {
+        "image_size": int,
+        "channels": int,
+        "num_classes": int,
+        "label_key": str,
+        "in_memory": bool,
+        "seed": int,
+        "num_train_examples": int,
+        "num_test_examples": int,
+        "canvas_size": int,
+        "items_per_canvas": tuple,
+        "scale_range": tuple,
+        "item_dataset": str,
+        "patch_size": int,
+        "sigma": float,
+        "sigma_range": tuple,
+        "test_images": tuple,
+        "test_tile_size": int,
+    }
+    for key, field_type in optional.items():
+        data[key] = ml_collections.FieldReference(None, field_type=field_type)
     data.num_threads = 4  # grain reader threads
     data.prefetch = 8  # batches read ahead
     return data

@@ -1,34 +1,135 @@
 """Datasets by name, and the grain pipelines that batch them.
 
-`get_source(name, split)` returns a random-access source (`len`, `source[i]` -> dict with `image`
-uint8 HWC and `label`), the shape `tfds.data_source` has.
+`get_source(name, split, data_dir, options)` returns a random-access source (`len`, `source[i]`
+-> dict with `image` uint8 HWC and `label`), the shape `tfds.data_source` has, with the
+`num_classes` and `image_shape` a model is built for. `name` is one of `names()`, or
+`tfds:<catalog name>` for any TFDS catalog dataset.
+
+Dataset options come from `config.data` (pass the whole ConfigDict as `options`): each dataset
+reads the keys it declares in `_DATASETS`; a key left at None keeps the dataset's own default,
+and setting a key the dataset does not read is an error rather than silently ignored.
 """
 
-from collections.abc import Callable
+import dataclasses
+import importlib
+from collections.abc import Mapping
 
-from jaxconv.data import digits, mnist_5k
-from jaxconv.data.source import ArraySource
+from jaxconv.data.source import ArraySource, RecordSource
 
-# name -> loader(split, data_dir) -> source.
-_SOURCES: dict[str, Callable] = {
-    "mnist_5k": lambda split, data_dir: mnist_5k.load(split),
-    "digits": lambda split, data_dir: digits.load(split),
-}
-
+# Every key of `config.data` that is a dataset option (the rest configure the pipeline).
+OPTION_KEYS = (
+    "image_size",
+    "channels",
+    "num_classes",
+    "label_key",
+    "in_memory",
+    "seed",
+    "num_train_examples",
+    "num_test_examples",
+    "canvas_size",
+    "items_per_canvas",
+    "scale_range",
+    "item_dataset",
+    "patch_size",
+    "sigma",
+    "sigma_range",
+    "test_images",
+    "test_tile_size",
+)
+CATALOG_PREFIX = "tfds:"
 SPLITS = ("train", "test")
 
 
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Where a dataset's `load(split, data_dir, **options)` lives, and the options it reads
+    (the catalog's `load` takes the catalog name first).
+
+    Modules are imported on first use, so naming a dataset costs only its own imports.
+    """
+
+    module: str
+    options: tuple[str, ...] = ()
+
+    def load(self, *arguments, options: dict):
+        return importlib.import_module(f"jaxconv.data.{self.module}").load(*arguments, **options)
+
+
+_DATASETS: dict[str, Dataset] = {
+    "mnist_5k": Dataset("mnist_5k"),
+    "digits": Dataset("digits"),
+    "fashion_mnist": Dataset("fashion_mnist", ("in_memory",)),
+    "image_folder": Dataset("image_folder", ("image_size", "channels", "num_classes")),
+    "scattered_digits": Dataset(
+        "scattered_digits",
+        (
+            "seed",
+            "num_train_examples",
+            "num_test_examples",
+            "canvas_size",
+            "items_per_canvas",
+            "scale_range",
+            "item_dataset",
+        ),
+    ),
+    "noisy_patches": Dataset(
+        "noisy_patches",
+        (
+            "seed",
+            "num_train_examples",
+            "patch_size",
+            "sigma",
+            "sigma_range",
+            "test_images",
+            "test_tile_size",
+        ),
+    ),
+}
+_CATALOG = Dataset("catalog", ("image_size", "label_key", "num_classes", "in_memory"))
+
+
 def names() -> list[str]:
-    return sorted(_SOURCES)
+    return sorted(_DATASETS)
 
 
-def get_source(name: str, split: str, data_dir: str | None = None):
-    """The source of dataset `name` for `split` ('train' or 'test')."""
-    if name not in _SOURCES:
-        raise KeyError(f"unknown dataset '{name}'; known datasets: {', '.join(names())}.")
+def _dataset(name: str) -> Dataset:
+    if name.startswith(CATALOG_PREFIX):
+        return _CATALOG
+    if name not in _DATASETS:
+        raise KeyError(
+            f"unknown dataset '{name}'; known datasets: {', '.join(names())}, or "
+            f"'{CATALOG_PREFIX}<name>' for a TFDS catalog dataset (e.g. 'tfds:cifar10')."
+        )
+    return _DATASETS[name]
+
+
+def chosen_options(name: str, dataset: Dataset, options: Mapping | None) -> dict:
+    """The dataset options set (not None) in `options`, checked against what `name` reads."""
+    chosen = {
+        key: options[key]
+        for key in OPTION_KEYS
+        if options is not None and key in options and options[key] is not None
+    }
+    unread = sorted(set(chosen) - set(dataset.options))
+    if unread:
+        reads = ", ".join(dataset.options) or "none"
+        raise ValueError(
+            f"dataset '{name}' does not read data.{', data.'.join(unread)}; leave "
+            f"{'it' if len(unread) == 1 else 'them'} at None (its options: {reads})."
+        )
+    return chosen
+
+
+def get_source(name: str, split: str, data_dir: str | None = None, options: Mapping | None = None):
+    """The source of dataset `name` for `split` ('train' or 'test'; any TFDS split for
+    `tfds:` datasets), with dataset options taken from `options` (e.g. `config.data`)."""
+    dataset = _dataset(name)
+    chosen = chosen_options(name, dataset, options)
+    if dataset is _CATALOG:
+        return dataset.load(name.removeprefix(CATALOG_PREFIX), split, data_dir, options=chosen)
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}' of dataset '{name}'; use one of {SPLITS}.")
-    return _SOURCES[name](split, data_dir)
+    return dataset.load(split, data_dir, options=chosen)
 
 
-__all__ = ["ArraySource", "get_source", "names"]
+__all__ = ["ArraySource", "OPTION_KEYS", "RecordSource", "get_source", "names"]

@@ -11,7 +11,8 @@ from jaxconv.data.source import ArraySource
 SPLIT_SEED = 0
 
 
-def load(split: str) -> ArraySource:
+def load(split: str, data_dir: str | None = None) -> ArraySource:
+    del data_dir  # the data ships with a Python package
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -166,10 +166,10 @@ class _Run:
         self.sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
         loss_and_metrics = tasks.get(config.task)
         self.train_source = data.get_source(
-            config.data.name, config.data.train_split, config.data.data_dir
+            config.data.name, config.data.train_split, config.data.data_dir, config.data
         )
         self.eval_source = data.get_source(
-            config.data.name, config.data.eval_split, config.data.data_dir
+            config.data.name, config.data.eval_split, config.data.data_dir, config.data
         )
         self.schedule = Schedule.from_config(config, len(self.train_source))
         model = build_model(config, self.train_source.num_classes)

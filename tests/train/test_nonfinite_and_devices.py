@@ -85,6 +85,7 @@ def _tiny_state():
         batch_stats={},
         opt_state=tx.init(params),
         rng=jax.random.PRNGKey(0),
+        ema_params={},
         apply_fn=None,
         tx=tx,
     )
