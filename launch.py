@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     try:
         if options.summary:
             return _print_summary(config, loop)
-        summary = loop.run(config, options.workdir)
+        summary = _job(config.job)(config, options.workdir)
     except loop.Interrupted as interrupted:
         print(f"launch.py: {interrupted}", file=sys.stderr)
         return 128 + interrupted.signal_number
@@ -91,8 +91,20 @@ def main(argv: list[str]) -> int:
         print(f"launch.py: error: {message}", file=sys.stderr)
         return 1
     if leader:
-        print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
+        scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+        print("Summary: " + ", ".join(f"{k} {v}" for k, v in scalars.items()), flush=True)
     return 0
+
+
+def _job(name: str):
+    """The function that runs a config's `job`: training, or a job with no training."""
+    from jaxconv import detection
+    from jaxconv.train import loop
+
+    jobs = {"train": loop.run, "count_coins": detection.run}
+    if name not in jobs:
+        raise ValueError(f"unknown job '{name}'; use one of {', '.join(jobs)}.")
+    return jobs[name]
 
 
 def _print_summary(config, loop) -> int:

@@ -65,7 +65,7 @@ def step_rate(*, batch_size: int, steps: int) -> float:
     )
     state = strategy.create_state(create)
     train_step = strategy.compile_train_step(
-        step_lib.train_step, loss_and_metrics=tasks.get("classification")
+        step_lib.train_step, loss_and_metrics=tasks.get("classification").loss_and_metrics
     )
     rng = np.random.default_rng(0)
     batch = {

@@ -99,9 +99,33 @@ def _parallel() -> ml_collections.ConfigDict:
     return parallel
 
 
+def _tasks(config: ml_collections.ConfigDict) -> None:
+    """Options of the segmentation and denoising tasks."""
+    config.segmentation = ml_collections.ConfigDict()
+    config.segmentation.class_weights = ()  # per-class cross-entropy weights; () = equal
+    config.segmentation.dice_weight = 0.0  # adds this times the soft Dice loss
+    config.denoising = ml_collections.ConfigDict()
+    # The model outputs the noise (residual learning, as DnCNN); the estimate is input - output.
+    config.denoising.predicts_noise = True
+
+
+def _detection() -> ml_collections.ConfigDict:
+    """Options of the coin-counting job (`job='count_coins'`, see jaxconv/detection.py)."""
+    detection = ml_collections.ConfigDict()
+    detection.radii = tuple(range(12, 42, 2))  # disk radii searched, in pixels
+    detection.surround = 1.5  # ring radius / disk radius of the zero-mean detector
+    detection.threshold = 0.15
+    detection.min_distance = 15
+    detection.padding = "symmetric"
+    detection.match_tolerance = 6.0  # pixels between a detection and a reference centre
+    detection.reference_path = "tests/data/coins_centres.json"
+    return detection
+
+
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.task = "classification"
+    config.job = "train"  # train | count_coins
+    config.task = "classification"  # classification | segmentation | denoising
     config.seed = 0
 
     config.batch_size = 128  # global, across all devices and hosts
@@ -123,4 +147,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = _data()
     config.optimizer = _optimizer()
     config.parallel = _parallel()
+    _tasks(config)
+    config.detection = _detection()
     return config

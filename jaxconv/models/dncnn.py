@@ -18,17 +18,18 @@ OUTPUTS = ("noise", "image")
 
 
 class DnCNN(nn.Module):
-    """DnCNN on NHWC input; returns (N, H, W, out_channels).
+    """DnCNN on NHWC input; returns (N, H, W, num_classes).
 
-    `depth` counts all convolutions, `width` is their channels. `out_channels=None` means the
-    input's channel count. `output='noise'` returns the predicted
-    noise (the paper's residual); `output='image'` returns `x - noise` (needs `out_channels` equal
-    to the input channels). Layers are `stem`, `block1` ... `block{depth - 2}` and `head`.
+    `depth` counts all convolutions, `width` is their channels. `num_classes` is the number of
+    output channels (the field every model sizes its output with); None means the input's
+    channel count. `output='noise'` returns the predicted noise (the paper's residual);
+    `output='image'` returns `x - noise` (needs `num_classes` equal to the input channels).
+    Layers are `stem`, `block1` ... `block{depth - 2}` and `head`.
     """
 
     depth: int = 17
     width: int = 64
-    out_channels: int | None = None
+    num_classes: int | None = None
     batch_norm: bool = True
     output: str = "noise"
     dtype: Dtype = jnp.float32
@@ -45,7 +46,7 @@ class DnCNN(nn.Module):
                 self.width, batch_norm=self.batch_norm, name=f"block{index + 1}", **layer
             )
             y = block(y, train=train)
-        out_channels = self.out_channels or x.shape[-1]
+        out_channels = self.num_classes or x.shape[-1]
         noise = nn.Conv(
             out_channels, (3, 3), use_bias=False, kernel_init=he_normal, name="head", **layer
         )(y)

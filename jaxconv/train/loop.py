@@ -46,7 +46,11 @@ def say(message: str) -> None:
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int):
-    """The model `config.model` names; options left at None keep the model's own defaults."""
+    """The model `config.model` names; options left at None keep the model's own defaults.
+
+    `num_classes` is the size of the model's output: classes for classification and
+    segmentation, image channels for denoising (see `output_size`).
+    """
     options = {
         key: value
         for key, value in config.model.items()
@@ -55,6 +59,11 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
     return models.create(
         config.model.name, num_classes=num_classes, dtype=jnp.dtype(config.model.dtype), **options
     )
+
+
+def output_size(task: tasks.Task, source) -> int:
+    """How many values per example (or per pixel) the model must output for `task`."""
+    return source.image_shape[-1] if task.outputs == "channels" else source.num_classes
 
 
 def check_model_input(model, config, input_shape: tuple[int, ...]) -> None:
@@ -164,7 +173,8 @@ class _Run:
         if config.on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
         self.sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
-        loss_and_metrics = tasks.get(config.task)
+        self.task = tasks.get(config.task, config)
+        loss_and_metrics = self.task.loss_and_metrics
         self.train_source = data.get_source(
             config.data.name, config.data.train_split, config.data.data_dir, config.data
         )
@@ -172,7 +182,7 @@ class _Run:
             config.data.name, config.data.eval_split, config.data.data_dir, config.data
         )
         self.schedule = Schedule.from_config(config, len(self.train_source))
-        model = build_model(config, self.train_source.num_classes)
+        model = build_model(config, output_size(self.task, self.train_source))
         input_shape = (config.batch_size, *self.train_source.image_shape)
         check_model_input(model, config, input_shape)
         self.learning_rate = optimizer.schedule(
@@ -303,7 +313,7 @@ class _Run:
     def _log(self, step: int) -> dict:
         scalars = {
             f"train_{name}": value
-            for name, value in step_lib.mean_metrics(self.accumulated).items()
+            for name, value in self.task.summarise(step_lib.mean_metrics(self.accumulated)).items()
         }
         seconds = time.perf_counter() - self.interval_start
         images = self.interval_steps * self.config.batch_size
@@ -347,7 +357,8 @@ class _Run:
             metrics = self.eval_step(self.state, self.parallel.put_batch(batch))
             total = step_lib.add_metrics(total, metrics)
         prefix = self.config.data.eval_split
-        return {f"{prefix}_{name}": value for name, value in step_lib.mean_metrics(total).items()}
+        results = self.task.summarise(step_lib.mean_metrics(total))
+        return {f"{prefix}_{name}": value for name, value in results.items()}
 
     def _evaluate_and_log(self, step: int) -> None:
         self.eval_scalars = self.evaluate()

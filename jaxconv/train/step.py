@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxconv.train.state import TrainState
@@ -155,7 +156,16 @@ def add_metrics(total: Metrics | None, metrics: Metrics) -> Metrics:
     return metrics if total is None else jax.tree.map(jnp.add, total, metrics)
 
 
-def mean_metrics(total: Metrics) -> dict[str, float]:
-    """{name: sum / count} as Python floats (this fetches from the device)."""
+def mean_metrics(total: Metrics) -> dict:
+    """{name: sum / count} fetched from the device: floats, or arrays for vector metrics such as
+    per-class IoU (whose elements with a zero count are NaN)."""
     fetched = jax.device_get(total)
-    return {name: float(value / max(count, 1e-12)) for name, (value, count) in fetched.items()}
+    means = {}
+    for name, (value, count) in fetched.items():
+        value, count = np.asarray(value, np.float64), np.asarray(count, np.float64)
+        if value.ndim == 0:
+            means[name] = float(value / max(count, 1e-12))
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means[name] = np.where(count > 0, value / np.where(count > 0, count, 1), np.nan)
+    return means

@@ -64,7 +64,7 @@ SLOW = {"vgg11", "resnet18", "lenet5_1998"}
 )
 def test_forward_and_backward(name):
     input_shape, overrides = TINY[name]
-    num_classes = None if name == "dncnn" else 3
+    num_classes = 3
     model = models.create(name, num_classes=num_classes, **overrides)
     params, state, value, output, updates, grads = train_step_outputs(model, input_shape)
     assert np.isfinite(value)

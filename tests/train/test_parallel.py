@@ -32,7 +32,7 @@ def train(strategy, model_name, image_shape, num_microbatches=1):
     state = strategy.create_state(create)
     train_step = strategy.compile_train_step(
         step.train_step,
-        loss_and_metrics=tasks.get("classification"),
+        loss_and_metrics=tasks.get("classification").loss_and_metrics,
         num_microbatches=num_microbatches,
     )
     for batch in batches(image_shape):

@@ -1,0 +1,131 @@
+"""Reading a finished (or running) run back from its workdir: config, metrics, summary, model.
+
+The model is rebuilt from `config.json` as training built it, its parameters restored from the
+newest checkpoint onto one device, and it runs on the evaluation split in fixed-size batches
+compiled once.
+"""
+
+import dataclasses
+import functools
+import json
+import pathlib
+
+import ml_collections
+import numpy as np
+
+from jaxconv.train.writers import read_metrics
+
+
+@dataclasses.dataclass
+class RunFiles:
+    """What a workdir holds besides checkpoints; `config` is None when there is no
+    config.json (runs from before it was written)."""
+
+    workdir: pathlib.Path
+    config: ml_collections.ConfigDict | None
+    records: list[dict]
+    summary: dict
+
+    @property
+    def name(self) -> str:
+        return self.workdir.resolve().name
+
+
+def read_json(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def tuples(value):
+    """JSON lists back to the tuples the config declares (models and datasets need them
+    hashable)."""
+    if isinstance(value, dict):
+        return {key: tuples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(tuples(item) for item in value)
+    return value
+
+
+def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict | None:
+    saved = read_json(workdir / "config.json")
+    return ml_collections.ConfigDict(tuples(saved)) if saved else None
+
+
+def read_run(workdir: str | pathlib.Path) -> RunFiles:
+    workdir = pathlib.Path(workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {workdir} does not exist; pass a run's --workdir.")
+    return RunFiles(
+        workdir, read_config(workdir), read_metrics(workdir), read_json(workdir / "summary.json")
+    )
+
+
+@dataclasses.dataclass
+class Restored:
+    """A run's model with its saved variables, and the evaluation split it is judged on."""
+
+    config: ml_collections.ConfigDict
+    model: object
+    variables: dict
+    source: object
+    step: int
+
+    @functools.cached_property
+    def apply(self):
+        import jax
+
+        return jax.jit(functools.partial(self.model.apply, train=False))
+
+    def examples(self, indices) -> dict:
+        """The examples at `indices` as stored: uint8 (or 0-255 float) images, labels, ..."""
+        from jaxconv.data import pipeline
+
+        return pipeline.read(self.source, np.asarray(indices, np.int64))
+
+    def predict(self, indices, batch_size: int = 0) -> tuple[dict, np.ndarray]:
+        """The normalised batch of `indices` and the model's outputs on it (float32).
+
+        With `batch_size`, the batch is padded to it (and the padding dropped again), so
+        batches of every length share one compiled model.
+        """
+        import jax
+
+        from jaxconv.data import pipeline
+
+        indices = np.asarray(indices, np.int64)
+        count = len(indices)
+        padded = np.concatenate([indices, np.zeros(max(batch_size - count, 0), np.int64)])
+        batch = pipeline.normalise_images(
+            self.examples(padded), self.config.data.mean, self.config.data.std
+        )
+        outputs = np.asarray(jax.device_get(self.apply(self.variables, batch["image"])))
+        batch = {key: value[:count] for key, value in batch.items()}
+        return batch, outputs[:count].astype(np.float32)
+
+    def batches(self, count: int, batch_size: int = 100):
+        """Yields (batch, outputs) over the first `count` evaluation examples, in order."""
+        count = min(count, len(self.source))
+        batch_size = min(batch_size, count)
+        for start in range(0, count, batch_size):
+            yield self.predict(np.arange(start, min(start + batch_size, count)), batch_size)
+
+
+def restore(files: RunFiles) -> Restored:
+    """The run's model, newest checkpoint and evaluation source; FileNotFoundError when it
+    has no checkpoint yet."""
+    from jaxconv import data, tasks
+    from jaxconv.train import loop
+    from jaxconv.train.checkpoint import read_state
+
+    config = files.config
+    source = data.get_source(
+        config.data.name, config.data.eval_split, config.data.data_dir, config.data
+    )
+    task = tasks.get(config.task, config)
+    model = loop.build_model(config, loop.output_size(task, source))
+    state = read_state(files.workdir)
+    # Evaluation uses the averaged parameters when the run kept them, as the loop does.
+    params = state["ema_params"] or state["params"]
+    variables = {"params": params}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = state["batch_stats"]
+    return Restored(config, model, variables, source, int(state["step"]))

@@ -1,0 +1,92 @@
+"""A few predictions drawn as images for TensorBoard at each evaluation, without matplotlib.
+
+The loop builds one `PredictionImages` per run, on the first examples of the evaluation split,
+and calls it with the current variables; TensorBoard then shows the same examples improving
+step by step. Every image is (H, W, 3) floats in [0, 1], as `MetricWriter.write_images` takes.
+"""
+
+import functools
+
+import jax
+import numpy as np
+
+from jaxconv.data import pipeline
+from jaxconv.report import images as image_lib
+
+
+def prediction_images(
+    task: str,
+    batch: dict,
+    outputs: np.ndarray,
+    *,
+    mean=0.0,
+    std=1.0,
+    num_classes: int = 0,
+    predicts_noise: bool = True,
+) -> dict[str, np.ndarray]:
+    """One grid image per task from a normalised batch and the model's outputs on it.
+
+    classification: each image framed green when predicted right, red when wrong.
+    segmentation: one row per example: image, ground truth overlay, predicted overlay.
+    denoising: one row per example: noisy, denoised, clean.
+    """
+    outputs = np.asarray(outputs, np.float32)
+    pictures = image_lib.denormalise(batch["image"], mean, std)
+    if task == "classification":
+        right = outputs.argmax(axis=-1) == np.asarray(batch["label"])
+        colours = np.where(right[:, None], image_lib.CORRECT, image_lib.WRONG)
+        framed = image_lib.framed(image_lib.to_rgb(pictures), colours)
+        return {"predictions/classification": image_lib.tile(framed, columns=8)}
+    if task == "segmentation":
+        size = outputs.shape[1:3]
+        pictures = image_lib.center_crop(pictures, size)
+        truth = image_lib.center_crop(np.asarray(batch["label"]), size)
+        colours = image_lib.label_colours(num_classes or outputs.shape[-1])
+        rows = image_lib.side_by_side(
+            image_lib.to_rgb(pictures),
+            image_lib.overlay(pictures, truth, colours),
+            image_lib.overlay(pictures, outputs.argmax(axis=-1), colours),
+        )
+        return {"predictions/segmentation": image_lib.tile(rows, columns=3)}
+    if task == "denoising":
+        clean = image_lib.denormalise(batch["target"], mean, std)
+        estimate = image_lib.denormalise(
+            image_lib.restored(np.asarray(batch["image"], np.float32), outputs, predicts_noise),
+            mean,
+            std,
+        )
+        rows = image_lib.side_by_side(*map(image_lib.to_rgb, (pictures, estimate, clean)))
+        return {"predictions/denoising": image_lib.tile(rows, columns=3)}
+    raise ValueError(f"no prediction images for task '{task}'.")
+
+
+class PredictionImages:
+    """Draws the model's predictions on the first `count` evaluation examples.
+
+    Call it with the model's variables (`state.variables(for_eval=True)`); the model is
+    compiled once, on the first call.
+    """
+
+    def __init__(self, config, model, source, count: int = 8):
+        self.task = config.task
+        self.mean, self.std = config.data.mean, config.data.std
+        self.num_classes = source.num_classes
+        denoising = config.get("denoising")
+        self.predicts_noise = bool(denoising.predicts_noise) if denoising else True
+        indices = np.arange(min(count, len(source)))
+        self.batch = pipeline.normalise_images(
+            pipeline.read(source, indices), self.mean, self.std
+        )
+        self.apply = jax.jit(functools.partial(model.apply, train=False))
+
+    def __call__(self, variables) -> dict[str, np.ndarray]:
+        outputs = np.asarray(jax.device_get(self.apply(variables, self.batch["image"])))
+        return prediction_images(
+            self.task,
+            self.batch,
+            outputs,
+            mean=self.mean,
+            std=self.std,
+            num_classes=self.num_classes,
+            predicts_noise=self.predicts_noise,
+        )
