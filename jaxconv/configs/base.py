@@ -38,8 +38,9 @@ def _data() -> ml_collections.ConfigDict:
     # see `jaxconv.data.augment.OPERATIONS` (e.g. 'translate:2|flip_horizontal').
     data.augment = ""
     # Per-channel normalisation after scaling uint8 to [0, 1]: (x - mean) / std.
-    data.mean = 0.0
-    data.std = 1.0
+    # A number, or a tuple with one value per channel.
+    data.mean = ml_collections.FieldReference(0.0, field_type=object)
+    data.std = ml_collections.FieldReference(1.0, field_type=object)
     # Dataset options; None keeps the dataset's own default, and setting one that the chosen
     # dataset does not read is an error (see jaxconv/data/__init__.py).
     optional = {
@@ -122,6 +123,26 @@ def _detection() -> ml_collections.ConfigDict:
     return detection
 
 
+def _transfer() -> ml_collections.ConfigDict:
+    """Starting from pretrained weights; see jaxconv/transfer."""
+    transfer = ml_collections.ConfigDict()
+    # '' trains from scratch; 'torchvision:<file.pth or .safetensors>' converts torchvision's
+    # weights for model.name; 'checkpoint:<workdir>' loads a jaxconv run's newest checkpoint.
+    transfer.source = ""
+    # Regexes (full match, e.g. 'head/.*' for 'head/kernel') of the variables that keep their
+    # fresh initialisation: the default replaces the head, so any number of classes fits.
+    transfer.dont_load = ("head/.*",)
+    # Regexes of the parameters that train; the others get no gradient, no update and no
+    # optimizer state, and while any is frozen the model runs in inference mode (batch norm
+    # uses and keeps its running statistics; no dropout). () trains everything.
+    transfer.trainable = ()
+    # > 0 adds a second run: every layer trains for this many epochs at this learning rate,
+    # from the first run's last checkpoint (runs in workdir/head, then workdir/finetune).
+    transfer.finetune_epochs = 0.0
+    transfer.finetune_learning_rate = 1e-4
+    return transfer
+
+
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.job = "train"  # train | count_coins
@@ -147,6 +168,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = _data()
     config.optimizer = _optimizer()
     config.parallel = _parallel()
+    config.transfer = _transfer()
     _tasks(config)
     config.detection = _detection()
     return config

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 from tqdm import tqdm
 
-from jaxconv import data, models, platform, tasks
+from jaxconv import data, models, platform, tasks, transfer
 from jaxconv.data import pipeline
 from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
@@ -136,7 +136,20 @@ class _SignalFlag:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Trains and evaluates as `config` says; returns (and writes) the run's summary."""
+    """Trains and evaluates as `config` says; returns (and writes) the run's summary.
+
+    A transfer config with `transfer.finetune_epochs` > 0 runs twice (see `transfer.phases`):
+    the head in `workdir/head`, then every layer in `workdir/finetune`; the summary is the last
+    run's, with the first run's under 'head'.
+    """
+    summaries = {}
+    for phase_workdir, phase_config in transfer.phases(config, workdir):
+        summaries[phase_workdir.name] = _run_phase(phase_config, phase_workdir)
+    summary = summaries.popitem()[1]
+    return {**summary, **summaries}
+
+
+def _run_phase(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -188,16 +201,27 @@ class _Run:
         self.learning_rate = optimizer.schedule(
             config, self.schedule.steps_per_epoch, self.schedule.total_steps
         )
-        tx = optimizer.create(config, self.learning_rate)
-        create = functools.partial(
-            state_lib.create,
-            model,
-            tx,
-            (1, *input_shape[1:]),
-            jax.random.PRNGKey(config.seed),
-            ema=config.optimizer.ema_decay > 0,
-        )
+        trainable = config.transfer.trainable
+        tx = transfer.freeze(optimizer.create(config, self.learning_rate), trainable)
+
+        def create():
+            state = state_lib.create(
+                model,
+                tx,
+                (1, *input_shape[1:]),
+                jax.random.PRNGKey(config.seed),
+                ema=config.optimizer.ema_decay > 0,
+            )
+            return transfer.freeze_model(state, trainable)
+
         self.state = self.parallel.create_state(create)
+        if config.transfer.source:
+            # Pretrained variables replace the initial ones; a checkpoint of this run, restored
+            # in execute(), replaces both.
+            pretrained = transfer.load(config.transfer.source, config.model.name)
+            state = self.parallel.to_saved(self.state)
+            state = transfer.load_into_state(state, pretrained, config.transfer.dont_load)
+            self.state = self.parallel.from_saved(state)
         self.train_iterator = pipeline.train_iterator(
             pipeline.train_dataset(
                 self.train_source,

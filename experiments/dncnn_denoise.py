@@ -1,0 +1,33 @@
+"""Denoising with DnCNN (Zhang et al., 2017): 17 layers of 3x3 convolutions, 64 channels,
+batch norm, predicting the noise. Same data and noise as experiments/unet_denoise.py.
+
+    python launch.py --config experiments/dncnn_denoise.py --workdir runs/dncnn_denoise
+    python launch.py --config experiments/dncnn_denoise.py:sigma=50 --workdir runs/dncnn50
+
+The paper's recipe (40x40 patches, batch 128, Adam 1e-3 decaying) scaled to a CPU budget.
+"""
+
+from jaxconv.configs import base, loading
+
+
+def get_config(arg=None):
+    options = loading.parse_variant(arg, {"sigma": 25.0, "steps": 20_000})
+    config = base.get_config()
+    config.task = "denoising"
+    config.denoising.predicts_noise = True
+    config.model.name = "dncnn"
+    config.data.name = "noisy_patches"
+    config.data.patch_size = 40
+    config.data.sigma = float(options["sigma"])
+    config.data.num_train_examples = 1_000_000
+    config.data.mean, config.data.std = 0.0, 1.0
+    config.batch_size = 32
+    config.eval_batch_size = 8
+    config.learning_rate = 1e-3
+    config.optimizer.name = "adam"
+    config.num_train_steps = int(options["steps"])
+    config.log_every_steps = 50
+    config.eval_every_steps = 1000
+    config.checkpoint_every_steps = 500
+    config.best_metric = "test_psnr"
+    return config
