@@ -53,6 +53,9 @@ EXPERIMENTS = {
     "unet_oxford_pets.py": {**MOCK, "model.depth": "2", "model.width": "4", "on_nonfinite": "skip"},
     "imagenet.py:model=resnet18": {**MOCK, "data.eval_split": "test"},
     "imagenet.py:model=alexnet": {**MOCK, "data.eval_split": "test", "data.image_size": "63"},
+    "transfer_fashion_to_digits.py:budget=10,mode=scratch": {},
+    # transfer.source is set by the test to a two-step run of the scratch variant.
+    "transfer_fashion_to_digits.py:budget=10,mode=finetune": {},
 }
 CATALOG = ("unet_oxford_pets", "imagenet")
 
@@ -73,6 +76,14 @@ def test_experiment_trains_a_few_steps(experiment, tmp_path, monkeypatch):
         pytest.skip("Fashion-MNIST not installed (make data)")
     for key, value in {**SHORT, **EXPERIMENTS[experiment]}.items():
         loading.override(config, key, value)
+    if config.transfer.source:
+        pretrained = loading.load(
+            str(ROOT / "experiments" / experiment.replace("mode=finetune", "mode=scratch"))
+        )
+        for key, value in SHORT.items():
+            loading.override(pretrained, key, value)
+        loop.run(pretrained, tmp_path / "pretrained")
+        loading.override(config, "transfer.source", f"checkpoint:{tmp_path / 'pretrained'}")
     if experiment.startswith(CATALOG):
         # TFDS 4.9.10's mock data source breaks on batched reads; real sources do not.
         monkeypatch.setattr(source.RecordSource, "__getitems__", _read_one_by_one)
@@ -81,4 +92,4 @@ def test_experiment_trains_a_few_steps(experiment, tmp_path, monkeypatch):
     else:
         summary = loop.run(config, tmp_path)
     assert summary["steps"] == 2
-    assert (tmp_path / "summary.json").exists()
+    assert list(tmp_path.rglob("summary.json"))

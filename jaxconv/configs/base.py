@@ -64,6 +64,8 @@ def _data() -> ml_collections.ConfigDict:
     }
     for key, field_type in optional.items():
         data[key] = ml_collections.FieldReference(None, field_type=field_type)
+    # A labelled-data budget: this many training examples per class (None: all of them).
+    data.examples_per_class = ml_collections.FieldReference(None, field_type=int)
     data.num_threads = 4  # grain reader threads
     data.prefetch = 8  # batches read ahead
     return data

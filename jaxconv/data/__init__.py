@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 from collections.abc import Mapping
 
+from jaxconv.data import subset
 from jaxconv.data.source import ArraySource, RecordSource
 
 # Every key of `config.data` that is a dataset option (the rest configure the pipeline).
@@ -126,10 +127,15 @@ def get_source(name: str, split: str, data_dir: str | None = None, options: Mapp
     dataset = _dataset(name)
     chosen = chosen_options(name, dataset, options)
     if dataset is _CATALOG:
-        return dataset.load(name.removeprefix(CATALOG_PREFIX), split, data_dir, options=chosen)
-    if split not in SPLITS:
+        source = dataset.load(name.removeprefix(CATALOG_PREFIX), split, data_dir, options=chosen)
+    elif split not in SPLITS:
         raise ValueError(f"unknown split '{split}' of dataset '{name}'; use one of {SPLITS}.")
-    return dataset.load(split, data_dir, options=chosen)
+    else:
+        source = dataset.load(split, data_dir, options=chosen)
+    budget = options.get("examples_per_class") if options is not None else None
+    if budget is not None and split == options.get("train_split", "train"):
+        source = subset.per_class(source, budget, seed=options.get("seed") or 0)
+    return source
 
 
 __all__ = ["ArraySource", "OPTION_KEYS", "RecordSource", "get_source", "names"]
