@@ -9,6 +9,7 @@ import dataclasses
 import re
 
 import numpy as np
+from matplotlib import ticker
 
 from jaxconv.report import figures
 from jaxconv.report import images as image_lib
@@ -108,6 +109,21 @@ def throughput(steps: np.ndarray, values: np.ndarray):
     return (steps[1:], values[1:]) if len(steps) > 1 else (steps, values)
 
 
+class PlainLogFormatter(ticker.LogFormatter):
+    """Labels the ticks matplotlib's log formatter would label, written 0.2 rather than 2e-01."""
+
+    def __call__(self, value, position=None) -> str:
+        return f"{value:g}" if super().__call__(value, position) else ""
+
+
+def log_axis(axis) -> None:
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    axis.yaxis.set_minor_formatter(
+        PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5))
+    )
+
+
 def panel_grid(count: int):
     columns = 2 if count > 1 else 1
     rows = -(-count // columns)
@@ -142,7 +158,9 @@ def training_curves(records: list[dict], title: str = ""):
         axis.set_title(panel.title)
         axis.set_xlabel("step")
         if panel.log_scale:
-            axis.set_yscale("log")
+            log_axis(axis)
+        if panel.keys == ("images_per_second",):
+            axis.set_ylim(bottom=0)  # from zero, so noise between intervals looks its size
         if any(line_label(key) for key in panel.keys):
             axis.legend(frameon=False)
     figure.suptitle(title)
@@ -155,7 +173,9 @@ def comparison_curves(runs: dict[str, list[dict]]):
     keys = ["train_loss"]
     for records in runs.values():
         keys += [key for key in metric_keys(records) if not key.startswith("train_")]
-    keys = [key for key in dict.fromkeys(keys) if any(series(r, key)[0].size for r in runs.values())]
+    keys = [
+        key for key in dict.fromkeys(keys) if any(series(r, key)[0].size for r in runs.values())
+    ]
     everything = [record for records in runs.values() for record in records]
     figure, axes = panel_grid(len(keys))
     for axis, key in zip(axes, keys):
@@ -175,7 +195,7 @@ def comparison_curves(runs: dict[str, list[dict]]):
         axis.set_title(f"{'training' if split == 'train' else split} {metric_title(metric)}")
         axis.set_xlabel("step")
         if metric == "loss" and wide_range(everything, [key]):
-            axis.set_yscale("log")
+            log_axis(axis)
     handles, labels = [], []
     for axis in axes:
         for handle, label in zip(*axis.get_legend_handles_labels()):

@@ -8,6 +8,7 @@ of a tight bounding box), so a figure's pixel size is known before it is drawn.
 
 import functools
 import pathlib
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -90,10 +91,15 @@ def class_label(class_names, index: int) -> str:
     return str(class_names[index]) if index < len(class_names) else str(index)
 
 
+def cell_percent(fraction: float) -> str:
+    return "<1%" if fraction < 0.005 else f"{fraction:.0%}"
+
+
 @styled
 def confusion_matrix(matrix: np.ndarray, class_names=(), title: str = "") -> Figure:
     """Rows: true class; columns: predicted; colour: the fraction of the row, with the count
-    written in each non-empty cell when the classes are few enough to read."""
+    (or, for pixel counts, the percentage of the row) written in each non-empty cell when the
+    classes are few enough to read."""
     matrix = np.asarray(matrix)
     count = len(matrix)
     fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -103,22 +109,32 @@ def confusion_matrix(matrix: np.ndarray, class_names=(), title: str = "") -> Fig
     axis.grid(False)
     labels = [class_label(class_names, k) for k in range(count)]
     step = max(1, count // 20)
-    axis.set_xticks(range(0, count, step), labels[::step], rotation=90 if count > 12 else 0)
+    crowded = count > 12 or max(map(len, labels)) > 3
+    axis.set_xticks(
+        range(0, count, step),
+        labels[::step],
+        rotation=45 if crowded else 0,
+        ha="right" if crowded else "center",
+        rotation_mode="anchor",
+    )
     axis.set_yticks(range(0, count, step), labels[::step])
     axis.set_xlabel("predicted class")
     axis.set_ylabel("true class")
-    axis.set_title(title)
+    axis.set_title(textwrap.fill(title, 70))
     if count <= 15:
+        # Counts in the thousands (pixels) would overflow their cells: those give percentages.
+        percent = matrix.max() >= 1000
         for row, column in zip(*np.nonzero(matrix)):
-            dark = fractions[row, column] > 0.5
+            fraction = fractions[row, column]
+            text = cell_percent(fraction) if percent else str(matrix[row, column])
             axis.text(
                 column,
                 row,
-                str(matrix[row, column]),
+                text,
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if dark else "black",
+                color="white" if fraction > 0.5 else "black",
             )
     figure.colorbar(shown, ax=axis, label="fraction of the true class", shrink=0.85)
     return figure
@@ -127,8 +143,14 @@ def confusion_matrix(matrix: np.ndarray, class_names=(), title: str = "") -> Fig
 @styled
 def mistakes(pictures, true, predicted, confidence, class_names=(), columns: int = 8) -> Figure:
     """The misclassified images, each titled 'true -> predicted' with the model's confidence."""
+    pairs = [
+        (class_label(class_names, t), class_label(class_names, p)) for t, p in zip(true, predicted)
+    ]
+    # Long class names (Fashion-MNIST's 'T-shirt/top') take a line each, in every title alike.
+    long_names = any(len(a) + len(b) > 10 for a, b in pairs)
+    arrow = "\n→ " if long_names else " → "
     rows = max(1, -(-len(pictures) // columns))
-    figure = new_figure(height=1.15 * rows + 0.1)
+    figure = new_figure(height=(1.3 if long_names else 1.15) * rows + 0.1)
     axes = panel_grid(figure, rows, columns)
     for index, axis in enumerate(axes.flat):
         bare(axis)
@@ -136,11 +158,9 @@ def mistakes(pictures, true, predicted, confidence, class_names=(), columns: int
             axis.set_visible(False)
             continue
         show(axis, pictures[index])
-        axis.set_title(
-            f"{class_label(class_names, true[index])} → "
-            f"{class_label(class_names, predicted[index])}\n{confidence[index]:.0%}",
-            fontsize=8,
-        )
+        true_name, predicted_name = pairs[index]
+        axis.set_title(f"{true_name}{arrow}{predicted_name}\n{confidence[index]:.0%}", fontsize=7.5)
+    figure.suptitle("true → predicted class, with the predicted probability")
     return figure
 
 
@@ -204,7 +224,9 @@ def feature_maps(picture: np.ndarray, maps: dict, title: str = "", channels: int
     show(axes[0, 0], picture)
     height, width, depth = picture.shape
     axes[0, 0].set_ylabel(f"input\n{height}×{width}×{depth}", fontsize=8)
-    axes[0, 0].set_title("mean / input", fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    if maps:
+        axes[1, 0].set_title("channel mean", fontsize=8)
     for axis in axes[0, 1:]:
         axis.set_visible(False)
     for row, (name, feature_map) in enumerate(maps.items(), start=1):
@@ -220,9 +242,11 @@ def feature_maps(picture: np.ndarray, maps: dict, title: str = "", channels: int
     return figure
 
 
-def class_legend(figure: Figure, colours: np.ndarray, classes, class_names=()) -> None:
+def class_legend(figure: Figure, colours: np.ndarray, classes, class_names, background) -> None:
     handles = [
-        Patch(color=colours[k], label=class_label(class_names, k)) for k in classes if k > 0
+        Patch(color=colours[k], label=class_label(class_names, k))
+        for k in classes
+        if k != background
     ]
     if handles:
         figure.legend(
@@ -234,14 +258,16 @@ def class_legend(figure: Figure, colours: np.ndarray, classes, class_names=()) -
 def segmentation(pictures, truth, predicted, accuracy, class_names=()) -> Figure:
     """Columns: examples; rows: image, ground truth and prediction overlaid on it."""
     count = len(pictures)
-    colours = image_lib.label_colours(max(int(truth.max()), int(predicted.max()), 1) + 1)
+    background = image_lib.background_class(class_names)
+    num_classes = max(int(truth.max()), int(predicted.max()), len(class_names) - 1, 1) + 1
+    colours = image_lib.label_colours(num_classes, background)
     panel = (WIDTH - 0.4) / max(count, 3)
     figure = new_figure(height=3 * (panel + 0.1) + 0.7)
     axes = panel_grid(figure, 3, count)
     rows = (
         ("image", lambda k: image_lib.to_rgb(pictures[k])),
-        ("ground truth", lambda k: image_lib.overlay(pictures[k], truth[k], colours)),
-        ("prediction", lambda k: image_lib.overlay(pictures[k], predicted[k], colours)),
+        ("ground truth", lambda k: image_lib.overlay(pictures[k], truth[k], colours, background)),
+        ("prediction", lambda k: image_lib.overlay(pictures[k], predicted[k], colours, background)),
     )
     for row, (label, draw) in enumerate(rows):
         for column in range(count):
@@ -251,7 +277,7 @@ def segmentation(pictures, truth, predicted, accuracy, class_names=()) -> Figure
     for column in range(count):
         axes[2, column].set_title(f"pixel accuracy {accuracy[column]:.1%}", fontsize=8)
     present = np.union1d(np.unique(truth), np.unique(predicted)).astype(int)
-    class_legend(figure, colours, present, class_names)
+    class_legend(figure, colours, present, class_names, background)
     return figure
 
 

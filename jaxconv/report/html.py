@@ -92,7 +92,9 @@ def markdown_table(header, rows) -> str:
     def line(cells):
         return "| " + " | ".join(format_value(cell).replace("|", "\\|") for cell in cells) + " |"
 
-    align = ["---:" if any(is_number(row[k]) for row in rows) else "---" for k in range(len(header))]
+    align = [
+        "---:" if any(is_number(row[k]) for row in rows) else "---" for k in range(len(header))
+    ]
     return "\n".join([line(header), "| " + " | ".join(align) + " |", *map(line, rows)]) + "\n"
 
 

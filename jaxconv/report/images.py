@@ -1,15 +1,14 @@
 """Image arithmetic shared by the report's figures and TensorBoard: pure numpy, no plotting.
 
 Images are NHWC (or HWC) floats in [0, 1] once `denormalise` has undone the pipeline's
-`(x / 255 - mean) / std`; label maps are integer (N, H, W) with 0 the background.
+`(x / 255 - mean) / std`; label maps are integer (N, H, W).
 """
 
 import colorsys
 
 import numpy as np
 
-# Matplotlib's 'tab10' colours, written out so TensorBoard images need no matplotlib; a label
-# map's class k > 0 takes colour k - 1, and the background stays the image itself.
+# Matplotlib's 'tab10' colours, written out so TensorBoard images need no matplotlib.
 TAB10 = (
     (0.122, 0.467, 0.706),
     (1.000, 0.498, 0.055),
@@ -38,22 +37,39 @@ def to_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
 
 
-def label_colours(num_classes: int) -> np.ndarray:
-    """(num_classes, 3) RGB: row 0 (background) black, then tab10, then evenly spaced hues."""
-    colours = [(0.0, 0.0, 0.0), *TAB10[: num_classes - 1]]
-    extra = num_classes - len(colours)
+def background_class(class_names) -> int | None:
+    """The class left untinted in overlays: the one named 'background', else class 0 when the
+    classes are unnamed (jaxconv's own segmentation sets), else none."""
+    names = [str(name).lower() for name in class_names]
+    if "background" in names:
+        return names.index("background")
+    return None if names else 0
+
+
+def label_colours(num_classes: int, background: int | None = 0) -> np.ndarray:
+    """(num_classes, 3) RGB: the background black, the other classes tab10 in order, then
+    evenly spaced hues."""
+    count = num_classes - (background is not None)
     # Golden-ratio steps around the hue circle keep any number of extra classes apart.
-    colours += [colorsys.hsv_to_rgb((0.1 + 0.618 * k) % 1.0, 0.75, 0.9) for k in range(extra)]
-    return np.asarray(colours[:num_classes], np.float32)
+    extra = [colorsys.hsv_to_rgb((0.1 + 0.618 * k) % 1.0, 0.75, 0.9) for k in range(count)]
+    colours = [*TAB10, *extra][:count]
+    if background is not None:
+        colours.insert(background, (0.0, 0.0, 0.0))
+    return np.asarray(colours, np.float32).reshape(num_classes, 3)
 
 
-def overlay(images: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.6):
-    """RGB images with every non-background pixel tinted by its class colour."""
+def overlay(
+    images: np.ndarray,
+    labels: np.ndarray,
+    colours: np.ndarray,
+    background: int | None = 0,
+    alpha: float = 0.6,
+) -> np.ndarray:
+    """RGB images with every pixel outside the background tinted by its class colour."""
     rgb = to_rgb(images)
-    labels = np.asarray(labels)
-    tint = colours[np.clip(labels, 0, len(colours) - 1)]
-    weight = alpha * (labels > 0)[..., None]
-    return (1.0 - weight) * rgb + weight * tint
+    labels = np.clip(np.asarray(labels), 0, len(colours) - 1)
+    weight = alpha * (labels != background)[..., None]
+    return (1.0 - weight) * rgb + weight * colours[labels]
 
 
 def center_crop(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -88,6 +104,7 @@ def framed(images: np.ndarray, colours: np.ndarray, width: int = 2) -> np.ndarra
 def tile(images: np.ndarray, columns: int, gap: int = 2, fill: float = 1.0) -> np.ndarray:
     """(N, H, W, C) images as one (rows * H, columns * W, C) grid, `gap` pixels apart."""
     count, height, width, channels = images.shape
+    columns = max(1, min(columns, count))
     rows = -(-count // columns)
     grid = np.full(
         (rows * (height + gap) - gap, columns * (width + gap) - gap, channels), fill, np.float32

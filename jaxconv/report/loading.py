@@ -23,6 +23,7 @@ class RunFiles:
 
     workdir: pathlib.Path
     config: ml_collections.ConfigDict | None
+    config_json: dict
     records: list[dict]
     summary: dict
 
@@ -45,8 +46,7 @@ def tuples(value):
     return value
 
 
-def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict | None:
-    saved = read_json(workdir / "config.json")
+def to_config(saved: dict) -> ml_collections.ConfigDict | None:
     return ml_collections.ConfigDict(tuples(saved)) if saved else None
 
 
@@ -54,8 +54,9 @@ def read_run(workdir: str | pathlib.Path) -> RunFiles:
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
         raise FileNotFoundError(f"workdir {workdir} does not exist; pass a run's --workdir.")
+    saved = read_json(workdir / "config.json")
     return RunFiles(
-        workdir, read_config(workdir), read_metrics(workdir), read_json(workdir / "summary.json")
+        workdir, to_config(saved), saved, read_metrics(workdir), read_json(workdir / "summary.json")
     )
 
 
@@ -81,6 +82,14 @@ class Restored:
 
         return pipeline.read(self.source, np.asarray(indices, np.int64))
 
+    def batch(self, indices) -> dict:
+        """The examples at `indices`, normalised as in training: the model's input."""
+        from jaxconv.data import pipeline
+
+        return pipeline.normalise_images(
+            self.examples(indices), self.config.data.mean, self.config.data.std
+        )
+
     def predict(self, indices, batch_size: int = 0) -> tuple[dict, np.ndarray]:
         """The normalised batch of `indices` and the model's outputs on it (float32).
 
@@ -89,13 +98,10 @@ class Restored:
         """
         import jax
 
-        from jaxconv.data import pipeline
-
         indices = np.asarray(indices, np.int64)
         count = len(indices)
-        padded = np.concatenate([indices, np.zeros(max(batch_size - count, 0), np.int64)])
-        batch = pipeline.normalise_images(
-            self.examples(padded), self.config.data.mean, self.config.data.std
+        batch = self.batch(
+            np.concatenate([indices, np.zeros(max(batch_size - count, 0), np.int64)])
         )
         outputs = np.asarray(jax.device_get(self.apply(self.variables, batch["image"])))
         batch = {key: value[:count] for key, value in batch.items()}

@@ -1,7 +1,7 @@
 """A few predictions drawn as images for TensorBoard at each evaluation, without matplotlib.
 
-The loop builds one `PredictionImages` per run, on the first examples of the evaluation split,
-and calls it with the current variables; TensorBoard then shows the same examples improving
+The loop builds one `PredictionImages` per run, on a few examples of the evaluation split, and
+calls it with the current variables; TensorBoard then shows the same examples improving
 step by step. Every image is (H, W, 3) floats in [0, 1], as `MetricWriter.write_images` takes.
 """
 
@@ -22,6 +22,7 @@ def prediction_images(
     mean=0.0,
     std=1.0,
     num_classes: int = 0,
+    class_names=(),
     predicts_noise: bool = True,
 ) -> dict[str, np.ndarray]:
     """One grid image per task from a normalised batch and the model's outputs on it.
@@ -41,11 +42,12 @@ def prediction_images(
         size = outputs.shape[1:3]
         pictures = image_lib.center_crop(pictures, size)
         truth = image_lib.center_crop(np.asarray(batch["label"]), size)
-        colours = image_lib.label_colours(num_classes or outputs.shape[-1])
+        background = image_lib.background_class(class_names)
+        colours = image_lib.label_colours(num_classes or outputs.shape[-1], background)
         rows = image_lib.side_by_side(
             image_lib.to_rgb(pictures),
-            image_lib.overlay(pictures, truth, colours),
-            image_lib.overlay(pictures, outputs.argmax(axis=-1), colours),
+            image_lib.overlay(pictures, truth, colours, background),
+            image_lib.overlay(pictures, outputs.argmax(axis=-1), colours, background),
         )
         return {"predictions/segmentation": image_lib.tile(rows, columns=3)}
     if task == "denoising":
@@ -61,7 +63,7 @@ def prediction_images(
 
 
 class PredictionImages:
-    """Draws the model's predictions on the first `count` evaluation examples.
+    """Draws the model's predictions on `count` evaluation examples spread over the split.
 
     Call it with the model's variables (`state.variables(for_eval=True)`); the model is
     compiled once, on the first call.
@@ -71,12 +73,13 @@ class PredictionImages:
         self.task = config.task
         self.mean, self.std = config.data.mean, config.data.std
         self.num_classes = source.num_classes
+        self.class_names = tuple(getattr(source, "class_names", ()) or ())
         denoising = config.get("denoising")
         self.predicts_noise = bool(denoising.predicts_noise) if denoising else True
-        indices = np.arange(min(count, len(source)))
-        self.batch = pipeline.normalise_images(
-            pipeline.read(source, indices), self.mean, self.std
-        )
+        # Spread over the split: denoising's test tiles come photograph by photograph.
+        spread = np.linspace(0, len(source) - 1, min(count, len(source))).round()
+        indices = np.unique(spread.astype(np.int64))
+        self.batch = pipeline.normalise_images(pipeline.read(source, indices), self.mean, self.std)
         self.apply = jax.jit(functools.partial(model.apply, train=False))
 
     def __call__(self, variables) -> dict[str, np.ndarray]:
@@ -88,5 +91,6 @@ class PredictionImages:
             mean=self.mean,
             std=self.std,
             num_classes=self.num_classes,
+            class_names=self.class_names,
             predicts_noise=self.predicts_noise,
         )

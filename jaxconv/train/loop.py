@@ -254,6 +254,8 @@ class _Run:
         self.eval_scalars: dict[str, float] = {}
 
     def execute(self) -> dict:
+        if jax.process_index() == 0:  # what the report and later tools rebuild the run from
+            (self.workdir / "config.json").write_text(self.config.to_json_best_effort(indent=2))
         saved_form = self.parallel.to_saved(self.state)
         restored = self.checkpointer.restore_latest(saved_form, self.train_iterator)
         if restored is not None:

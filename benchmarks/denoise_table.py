@@ -1,0 +1,163 @@
+"""PSNR / SSIM of denoisers on held-out photographs, all on the same noisy images.
+
+    python benchmarks/denoise_table.py [--sigmas 25,50] [--json] [--runs runs]
+
+For each test photograph (camera, moon, coins, page: never seen in training) and noise level,
+one noisy image (Gaussian, seeded per image and sigma) is denoised by: scikit-image's non-local
+means, total variation and wavelet denoisers, BM3D (the `bm3d` package), and jaxconv's trained
+DnCNN and U-Net. jaxconv's models are read from `runs/dncnn_denoise` and `runs/unet_denoise`
+(sigma 25) and `runs/dncnn_denoise50` and `runs/unet_denoise50` (sigma 50): train them with
+experiments/dncnn_denoise.py and experiments/unet_denoise.py; a model not trained yet is left
+out. `--json` prints {sigma: {method: mean PSNR over the photographs}}.
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PHOTOS = ("camera", "moon", "coins", "page")
+METHODS = ("noisy", "nlm", "tv", "wavelet", "bm3d", "dncnn", "unet")
+
+
+def noisy_image(clean: np.ndarray, sigma: float, photo_index: int) -> np.ndarray:
+    """The clean image in [0, 1] plus N(0, sigma/255), unclipped; one fixed draw per pair."""
+    rng = np.random.default_rng([int(sigma), photo_index])
+    return clean + rng.normal(0.0, sigma / 255.0, clean.shape)
+
+
+def classical(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """The classical denoisers, each given the true noise level where it takes one."""
+    from skimage import restoration
+
+    level = sigma / 255.0
+    if method == "nlm":
+        return restoration.denoise_nl_means(
+            noisy, h=0.8 * level, sigma=level, patch_size=7, patch_distance=11, fast_mode=True
+        )
+    if method == "tv":
+        return restoration.denoise_tv_chambolle(noisy, weight=1.2 * level)
+    if method == "wavelet":
+        return restoration.denoise_wavelet(
+            noisy, sigma=level, method="BayesShrink", mode="soft", rescale_sigma=True
+        )
+    if method == "bm3d":
+        import bm3d
+
+        return bm3d.bm3d(noisy, sigma_psd=level)
+    raise ValueError(method)
+
+
+class Network:
+    """A trained jaxconv denoiser applied to whole images of any size."""
+
+    def __init__(self, workdir: pathlib.Path):
+        import jax
+
+        from jaxconv.train import restore
+
+        self.config, model, self.variables = restore.load_run(workdir, num_outputs=1)
+        self.multiple = 2 ** (self.config.model.depth or 0) if "unet" in model.name else 1
+        self.apply = jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+
+    def __call__(self, noisy: np.ndarray) -> np.ndarray:
+        height, width = noisy.shape
+        # A U-Net halves the image `depth` times: pad (mirrored) to a multiple, crop after.
+        pad = [(0, -height % self.multiple), (0, -width % self.multiple)]
+        padded = np.pad(noisy, pad, mode="reflect")[None, :, :, None].astype(np.float32)
+        output = np.asarray(self.apply(self.variables, padded))[0, :height, :width, 0]
+        return noisy - output if self.config.denoising.predicts_noise else output
+
+
+def networks(runs: pathlib.Path, sigma: float) -> dict:
+    suffix = "" if sigma == 25 else str(int(sigma))
+    found = {}
+    for method in ("dncnn", "unet"):
+        workdir = runs / f"{method}_denoise{suffix}"
+        if (workdir / "config.json").exists() and (workdir / "checkpoints").is_dir():
+            found[method] = Network(workdir)
+    return found
+
+
+def scores(estimate: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    estimate = np.clip(estimate, 0.0, 1.0)
+    return (
+        peak_signal_noise_ratio(clean, estimate, data_range=1.0),
+        structural_similarity(
+            clean,
+            estimate,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        ),
+    )
+
+
+def table(sigmas, runs: pathlib.Path) -> dict:
+    """{sigma: {method: {photo: (psnr, ssim, seconds)}}}."""
+    from jaxconv.data import noisy_patches
+
+    results = {}
+    for sigma in sigmas:
+        trained = networks(runs, sigma)
+        rows = {
+            method: {} for method in METHODS if method not in ("dncnn", "unet") or method in trained
+        }
+        for index, name in enumerate(PHOTOS):
+            clean = noisy_patches.photo(name).astype(np.float64) / 255.0
+            noisy = noisy_image(clean, sigma, index)
+            for method in rows:
+                started = time.perf_counter()
+                if method == "noisy":
+                    estimate = noisy
+                elif method in trained:
+                    estimate = trained[method](noisy)
+                else:
+                    estimate = classical(method, noisy, sigma)
+                seconds = time.perf_counter() - started
+                rows[method][name] = (*scores(estimate, clean), seconds)
+        results[str(int(sigma))] = rows
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sigmas", default="25,50")
+    parser.add_argument("--runs", default=str(ROOT / "runs"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = table([float(s) for s in args.sigmas.split(",")], pathlib.Path(args.runs))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    sigma: {
+                        method: float(np.mean([v[0] for v in photos.values()]))
+                        for method, photos in rows.items()
+                    }
+                    for sigma, rows in results.items()
+                }
+            )
+        )
+        return
+    from jaxconv import platform
+
+    print(f"CPU: {platform.cpu_model()}. PSNR (dB) / SSIM per held-out photograph.")
+    for sigma, rows in results.items():
+        print(f"\nsigma {sigma}\n| method | " + " | ".join(PHOTOS) + " | mean PSNR | s/image |")
+        print("|---|" + "---|" * (len(PHOTOS) + 2))
+        for method, photos in rows.items():
+            cells = " | ".join(f"{photos[p][0]:.2f} / {photos[p][1]:.3f}" for p in PHOTOS)
+            mean = np.mean([photos[p][0] for p in PHOTOS])
+            seconds = np.mean([photos[p][2] for p in PHOTOS])
+            print(f"| {method} | {cells} | {mean:.2f} | {seconds:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The trainable 2-D convolution, with forward and backward formulations chosen per platform.
+
+`conv_general_dilated` takes the arguments of `jax.lax.conv_general_dilated` (Flax's `nn.Conv`
+accepts it as its `conv_general_dilated` field). On GPU and TPU, for N-D, grouped or
+input-dilated convolutions, and when `use_fast_conv(False)` is in force, it is XLA's
+convolution. Otherwise (a 2-D NHWC x HWIO convolution on CPU) it carries a `jax.custom_vjp`
+whose forward pass, input gradient and kernel gradient are each computed by the formulation
+that `plan` picks for the layer's shape class:
+
+- 'xla': XLA's own convolution (and its transposes for the gradients).
+- 'im2col': the KH * KW shifted windows of the padded input are concatenated along channels
+  (N, Ho, Wo, KH * KW * C) and meet the kernel, reshaped to (KH * KW * C, O), in one matrix
+  product. The kernel gradient is the product of the same patches with the output gradient.
+- 'taps': one matrix product per kernel tap over the shifted input, summed (forward) or stacked
+  (kernel gradient).
+- 'col2im' (input gradient): one matrix product of the output gradient with all taps of the
+  kernel, (N, Ho, Wo, O) x (O, KH * KW * C), then each tap's slab is added into the padded input
+  at its offset (strides become interior padding), and the padding is cut off.
+
+All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
+results agree to float rounding (tests/test_fast_conv.py checks them against `jax.grad` of it).
+Layout: inputs NHWC, kernels HWIO; like XLA's convolution this is a correlation (the kernel is
+not flipped: a delta input returns the kernel, reversed in H and W).
+"""
+
+import contextlib
+import contextvars
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Pairs = tuple[tuple[int, int], tuple[int, int]]
+NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+FORMULATIONS = {
+    "forward": ("xla", "im2col", "taps"),
+    "input_grad": ("xla", "im2col", "col2im"),
+    "kernel_grad": ("xla", "im2col", "taps"),
+}
+
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("fast_conv", default=True)
+
+
+@contextlib.contextmanager
+def use_fast_conv(enabled: bool):
+    """Within this block (at trace time), `conv_general_dilated` uses the per-shape
+    formulations on CPU when `enabled`, XLA's convolution everywhere when not."""
+    token = _ENABLED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def fast_conv_enabled() -> bool:
+    return _ENABLED.get()
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """The static description of one 2-D NHWC x HWIO convolution."""
+
+    input_shape: tuple[int, int, int, int]  # N, H, W, C
+    kernel_shape: tuple[int, int, int, int]  # KH, KW, C, O
+    strides: tuple[int, int]
+    padding: Pairs
+    dilation: tuple[int, int]
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        _, height, width, _ = self.input_shape
+        sizes = []
+        for length, kernel, stride, (low, high), dilation in zip(
+            (height, width), self.kernel_shape[:2], self.strides, self.padding, self.dilation
+        ):
+            sizes.append((length + low + high - dilation * (kernel - 1) - 1) // stride + 1)
+        return tuple(sizes)
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds of the forward pass, two FLOPs each."""
+        kernel_height, kernel_width, channels, features = self.kernel_shape
+        out_height, out_width = self.output_size
+        taps = kernel_height * kernel_width
+        return 2 * self.input_shape[0] * out_height * out_width * taps * channels * features
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which formulation computes each of the three products (see the module docstring)."""
+
+    forward: str = "xla"
+    input_grad: str = "xla"
+    kernel_grad: str = "xla"
+
+    def __post_init__(self):
+        for role, formulations in FORMULATIONS.items():
+            if getattr(self, role) not in formulations:
+                raise ValueError(
+                    f"unknown {role} formulation {getattr(self, role)!r}; "
+                    f"known: {', '.join(formulations)}"
+                )
+
+
+XLA_PLAN = Plan()
+
+
+# --- Formulations ----------------------------------------------------------------------------
+
+
+def _pad_spatial(x: jax.Array, padding: Pairs) -> jax.Array:
+    zero = jnp.zeros((), x.dtype)
+    return lax.pad(x, zero, ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
+
+
+def _taps(x: jax.Array, geometry: Geometry) -> list[jax.Array]:
+    """The KH * KW shifted, strided windows of the padded input, row-major over the kernel,
+    each (N, Ho, Wo, C): tap (i, j) holds the input pixels kernel cell (i, j) multiplies."""
+    padded = _pad_spatial(x, geometry.padding)
+    batch, _, _, channels = x.shape
+    out_height, out_width = geometry.output_size
+    (stride_h, stride_w), (dilation_h, dilation_w) = geometry.strides, geometry.dilation
+    taps = []
+    for i in range(geometry.kernel_shape[0]):
+        for j in range(geometry.kernel_shape[1]):
+            top, left = i * dilation_h, j * dilation_w
+            end = (
+                batch,
+                top + (out_height - 1) * stride_h + 1,
+                left + (out_width - 1) * stride_w + 1,
+                channels,
+            )
+            taps.append(lax.slice(padded, (0, top, left, 0), end, (1, stride_h, stride_w, 1)))
+    return taps
+
+
+def _patches(x: jax.Array, geometry: Geometry) -> jax.Array:
+    """im2col: (N, Ho, Wo, KH * KW * C), channels ordered (kh, kw, c) as an HWIO kernel."""
+    taps = _taps(x, geometry)
+    return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+
+
+def _matmul(a: jax.Array, b: jax.Array, contract: tuple[Sequence[int], Sequence[int]]):
+    """`dot_general` accumulating in float32 (bf16 inputs too), returned in `a`'s dtype."""
+    out = lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=jnp.float32)
+    return out.astype(a.dtype)
+
+
+def _xla_forward(x, w, geometry: Geometry):
+    return lax.conv_general_dilated(
+        x,
+        w,
+        geometry.strides,
+        geometry.padding,
+        rhs_dilation=geometry.dilation,
+        dimension_numbers=NHWC_SPEC,
+    )
+
+
+def forward_im2col(x, w, geometry: Geometry) -> jax.Array:
+    features = w.shape[-1]
+    return _matmul(_patches(x, geometry), w.reshape(-1, features), ((3,), (0,)))
+
+
+def forward_taps(x, w, geometry: Geometry) -> jax.Array:
+    taps = _taps(x, geometry)
+    kernel = w.reshape(len(taps), *w.shape[2:])
+    products = [_matmul(tap, kernel[index], ((3,), (0,))) for index, tap in enumerate(taps)]
+    return functools.reduce(jnp.add, products)
+
+
+def kernel_grad_im2col(x, dy, geometry: Geometry, patches=None) -> jax.Array:
+    patches = _patches(x, geometry) if patches is None else patches
+    grad = _matmul(patches, dy, ((0, 1, 2), (0, 1, 2)))
+    return grad.reshape(geometry.kernel_shape)
+
+
+def kernel_grad_taps(x, dy, geometry: Geometry) -> jax.Array:
+    grads = [_matmul(tap, dy, ((0, 1, 2), (0, 1, 2))) for tap in _taps(x, geometry)]
+    return jnp.stack(grads).reshape(geometry.kernel_shape)
+
+
+def input_grad_col2im(dy, w, geometry: Geometry) -> jax.Array:
+    """Each output pixel's gradient spread over its window: one product with every tap of the
+    kernel, then each tap's slab added back where that tap read the padded input."""
+    kernel_height, kernel_width, channels, _ = geometry.kernel_shape
+    slabs = _matmul(dy, w, ((3,), (3,)))  # (N, Ho, Wo, KH, KW, C)
+    _, height, width, _ = geometry.input_shape
+    (low_h, high_h), (low_w, high_w) = geometry.padding
+    padded_height, padded_width = height + low_h + high_h, width + low_w + high_w
+    out_height, out_width = geometry.output_size
+    (stride_h, stride_w), (dilation_h, dilation_w) = geometry.strides, geometry.dilation
+    zero = jnp.zeros((), dy.dtype)
+    total = None
+    for i in range(kernel_height):
+        for j in range(kernel_width):
+            top, left = i * dilation_h, j * dilation_w
+            bottom = padded_height - top - (out_height - 1) * stride_h - 1
+            right = padded_width - left - (out_width - 1) * stride_w - 1
+            placed = lax.pad(
+                slabs[:, :, :, i, j, :],
+                zero,
+                ((0, 0, 0), (top, bottom, stride_h - 1), (left, right, stride_w - 1), (0, 0, 0)),
+            )
+            total = placed if total is None else total + placed
+    return lax.slice(
+        total, (0, low_h, low_w, 0), (total.shape[0], low_h + height, low_w + width, channels)
+    )
+
+
+def _transposed_geometry(geometry: Geometry) -> Geometry:
+    """The stride-1 convolution of the output gradient with the flipped, I/O-swapped kernel
+    that gives the input gradient."""
+    kernel_height, kernel_width, channels, features = geometry.kernel_shape
+    batch, height, width, _ = geometry.input_shape
+    out_height, out_width = geometry.output_size
+    padding = []
+    for kernel, dilation, (low, _), length, out_length in zip(
+        (kernel_height, kernel_width),
+        geometry.dilation,
+        geometry.padding,
+        (height, width),
+        (out_height, out_width),
+    ):
+        reach = dilation * (kernel - 1)
+        padding.append((reach - low, length - out_length + low))
+    return Geometry(
+        (batch, out_height, out_width, features),
+        (kernel_height, kernel_width, features, channels),
+        (1, 1),
+        tuple(padding),
+        geometry.dilation,
+    )
+
+
+def _flipped_kernel(w: jax.Array) -> jax.Array:
+    return jnp.swapaxes(w[::-1, ::-1], 2, 3)
+
+
+def input_grad_im2col(dy, w, geometry: Geometry) -> jax.Array:
+    """Stride 1 only: the full correlation of the output gradient with the flipped kernel."""
+    return forward_im2col(dy, _flipped_kernel(w), _transposed_geometry(geometry))
+
+
+def input_grad_xla(dy, w, geometry: Geometry) -> jax.Array:
+    shape = jax.ShapeDtypeStruct(geometry.input_shape, dy.dtype)
+    return jax.linear_transpose(lambda x: _xla_forward(x, w, geometry), shape)(dy)[0]
+
+
+def kernel_grad_xla(x, dy, geometry: Geometry) -> jax.Array:
+    shape = jax.ShapeDtypeStruct(geometry.kernel_shape, x.dtype)
+    return jax.linear_transpose(lambda w: _xla_forward(x, w, geometry), shape)(dy)[0]
+
+
+FORWARD = {"xla": _xla_forward, "im2col": forward_im2col, "taps": forward_taps}
+INPUT_GRAD = {"xla": input_grad_xla, "im2col": input_grad_im2col, "col2im": input_grad_col2im}
+KERNEL_GRAD = {"xla": kernel_grad_xla, "im2col": kernel_grad_im2col, "taps": kernel_grad_taps}
+
+
+# --- The custom VJP ---------------------------------------------------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def planned_conv(x: jax.Array, w: jax.Array, geometry: Geometry, plan: Plan) -> jax.Array:
+    """The convolution `geometry` describes, each product computed as `plan` says."""
+    return FORWARD[plan.forward](x, w, geometry)
+
+
+def _planned_forward(x, w, geometry: Geometry, plan: Plan):
+    if plan.forward == "im2col" and plan.kernel_grad == "im2col":
+        patches = _patches(x, geometry)  # built once, reused by the kernel gradient
+        y = _matmul(patches, w.reshape(-1, w.shape[-1]), ((3,), (0,)))
+        return y, (x, w, patches)
+    return FORWARD[plan.forward](x, w, geometry), (x, w, None)
+
+
+def _planned_backward(geometry: Geometry, plan: Plan, residuals, dy):
+    x, w, patches = residuals
+    dx = INPUT_GRAD[plan.input_grad](dy, w, geometry)
+    if patches is not None:
+        dw = kernel_grad_im2col(x, dy, geometry, patches)
+    else:
+        dw = KERNEL_GRAD[plan.kernel_grad](x, dy, geometry)
+    return dx, dw
+
+
+planned_conv.defvjp(_planned_forward, _planned_backward)
