@@ -18,6 +18,7 @@ SHORT = {
     "num_train_steps": "2",
     "batch_size": "8",
     "eval_batch_size": "8",
+    "num_eval_steps": "2",
     "log_every_steps": "1",
     "eval_every_steps": "2",
     "checkpoint_every_steps": "2",
@@ -52,7 +53,12 @@ EXPERIMENTS = {
     # Mock trimaps hold random bytes, not the classes 0-2: their losses are not finite.
     "unet_oxford_pets.py": {**MOCK, "model.depth": "2", "model.width": "4", "on_nonfinite": "skip"},
     "imagenet.py:model=resnet18": {**MOCK, "data.eval_split": "test"},
-    "imagenet.py:model=alexnet": {**MOCK, "data.eval_split": "test", "data.image_size": "63"},
+    "imagenet.py:model=alexnet": {
+        **MOCK,
+        "data.eval_split": "test",
+        "data.image_size": "63",
+        "parallel.shard_params": "True",  # 61M parameters: not replicated 8 times
+    },
     "transfer_fashion_to_digits.py:budget=10,mode=scratch": {},
     # transfer.source is set by the test to a two-step run of the scratch variant.
     "transfer_fashion_to_digits.py:budget=10,mode=finetune": {},

@@ -160,6 +160,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.log_every_steps = 50
     config.eval_every_steps = -1  # -1: at the end of every epoch
+    # > 0 evaluates on the first this-many batches of the split only (a quick look); -1: all
+    config.num_eval_steps = -1
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3  # the newest ones; the best one is kept besides
     config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it

@@ -8,6 +8,7 @@ SIGTERM (a scheduler's preemption) or Ctrl-C saves a checkpoint before the run e
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import pathlib
@@ -371,15 +372,19 @@ class _Run:
         self.interval_start += time.perf_counter() - paused
 
     def evaluate(self) -> dict[str, float]:
-        """The task's metrics over the whole evaluation split, e.g. {'test_accuracy': ...}."""
+        """The task's metrics over the evaluation split (its first `num_eval_steps` batches when
+        that is set), e.g. {'test_accuracy': ...}."""
         total = None
-        for batch in pipeline.eval_batches(
+        batches = pipeline.eval_batches(
             self.eval_source,
             batch_size=self.config.eval_batch_size,
             mean=self.config.data.mean,
             std=self.config.data.std,
             sharding=self.sharding,
-        ):
+        )
+        if self.config.num_eval_steps > 0:
+            batches = itertools.islice(batches, self.config.num_eval_steps)
+        for batch in batches:
             metrics = self.eval_step(self.state, self.parallel.put_batch(batch))
             total = step_lib.add_metrics(total, metrics)
         prefix = self.config.data.eval_split

@@ -111,7 +111,9 @@ class JitStrategy:
         return state
 
     def from_saved(self, state):
-        return state
+        # Placed exactly as the step's outputs are: a leaf with any other placement (a restored
+        # or pretrained array on one device) would make the first step compile a second time.
+        return jax.device_put(state, self._state_sharding)
 
 
 class PmapStrategy:
