@@ -3,7 +3,11 @@
 Overrides follow the ml-collections style, `--config.<key>=<value>` (e.g.
 `--config.num_train_steps=100 --config.optimizer.weight_decay=0`). `--summary` prints the
 model's per-layer table instead of training. Starting the same command again on the same
-workdir resumes from the newest checkpoint there.
+workdir resumes from the newest checkpoint there. A finished run leaves its report in
+DIR/report/index.html (`--config.report=False` skips it).
+
+    python launch.py report --workdir DIR          # (re)draws a run's report
+    python launch.py compare DIR DIR ... [--out OUT]  # one plot and table over several runs
 """
 
 import argparse
@@ -44,7 +48,51 @@ def parse_args(argv: list[str]):
     return options, config
 
 
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch.py report", description="Draws the report of a run's workdir."
+    )
+    parser.add_argument("--workdir", required=True, help="the run's --workdir")
+    parser.add_argument(
+        "--max_examples", type=int, default=1000, help="evaluation examples the model sees"
+    )
+    options = parser.parse_args(argv)
+    return _write_report(options.workdir, options.max_examples)
+
+
+def compare_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch.py compare", description="One plot and one table comparing runs."
+    )
+    parser.add_argument("workdirs", nargs="+", help="the runs' --workdir folders")
+    parser.add_argument("--out", default="runs/compare", help="where the comparison goes")
+    options = parser.parse_args(argv)
+    missing = [path for path in options.workdirs if not os.path.isdir(path)]
+    if missing:
+        print(f"launch.py compare: error: no such workdir: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    from jaxconv import report
+
+    page = report.compare(options.workdirs, options.out)
+    print(f"Comparison of {len(options.workdirs)} runs: {page}", flush=True)
+    return 0
+
+
+def _write_report(workdir: str, max_examples: int = 1000) -> int:
+    if not os.path.isdir(workdir):
+        print(f"launch.py report: error: workdir {workdir} does not exist.", file=sys.stderr)
+        return 2
+    platform.configure_xla()
+    from jaxconv import report
+
+    print(f"Report: {report.build(workdir, max_examples=max_examples)}", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    commands = {"report": report_main, "compare": compare_main}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
     try:
         options, config = parse_args(argv)
     except loading.ConfigError as error:
@@ -93,7 +141,29 @@ def main(argv: list[str]) -> int:
     if leader:
         scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
         print("Summary: " + ", ".join(f"{k} {v}" for k, v in scalars.items()), flush=True)
+        if config.report and config.job == "train":
+            if jax.process_count() > 1:  # drawing it restores the model on this host alone
+                print(
+                    f"Report: run `python launch.py report --workdir {options.workdir}` "
+                    "on one host to draw it.",
+                    flush=True,
+                )
+            else:
+                _report_after_training(options.workdir)
     return 0
+
+
+def _report_after_training(workdir: str) -> None:
+    """The trained run is saved whatever happens here: a report that fails says why and
+    leaves `launch.py report` to draw it later."""
+    try:
+        _write_report(workdir)
+    except Exception as error:  # noqa: BLE001 - a figure must never cost the run
+        print(
+            f"launch.py: the report was not written ({type(error).__name__}: {error}); "
+            f"run `python launch.py report --workdir {workdir}` to retry.",
+            file=sys.stderr,
+        )
 
 
 def _job(name: str):

@@ -167,6 +167,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it
     config.best_mode = "max"  # max | min
     config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
+    # TensorBoard shows the predictions on this many evaluation examples at each evaluation
+    config.num_prediction_images = 8
+    config.report = True  # launch.py writes workdir/report/index.html when a run ends
 
     config.model = _model()
     config.data = _data()

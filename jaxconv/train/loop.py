@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from jaxconv import data, models, platform, tasks, transfer
 from jaxconv.data import pipeline
+from jaxconv.report.tensorboard import PredictionImages
 from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
 from jaxconv.train import step as step_lib
@@ -253,6 +254,13 @@ class _Run:
         )
         self.train_seconds, self.train_images = 0.0, 0
         self.eval_scalars: dict[str, float] = {}
+        self.prediction_images = None
+        # Every process draws them (the model's parameters may span all hosts, so applying it
+        # is a collective), and process 0's writer writes them.
+        if config.num_prediction_images > 0:
+            self.prediction_images = PredictionImages(
+                config, model, self.eval_source, count=config.num_prediction_images
+            )
 
     def execute(self) -> dict:
         if jax.process_index() == 0:  # what the report and later tools rebuild the run from
@@ -394,6 +402,9 @@ class _Run:
     def _evaluate_and_log(self, step: int) -> None:
         self.eval_scalars = self.evaluate()
         self.writer.write_scalars(step, self.eval_scalars)
+        if self.prediction_images is not None:
+            variables = self.parallel.to_saved(self.state).variables(for_eval=True)
+            self.writer.write_images(step, self.prediction_images(variables))
         say(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in self.eval_scalars.items()))
 
     def _summarise(self, start_step: int, num_params: int) -> dict:

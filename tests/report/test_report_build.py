@@ -9,9 +9,6 @@ import sys
 import pytest
 from PIL import Image
 
-from jaxconv import report
-from jaxconv.configs import loading
-
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OVERRIDES = {"num_train_steps": "10", "batch_size": "16", "eval_batch_size": "200"}
 # 7 inches at 150 dpi: a page's text width. The confusion matrix is 5.2 x 4.6 inches.
@@ -20,27 +17,36 @@ CONFUSION_SIZE = (780, 690)
 SECTIONS = ("summary", "curves", "config", "model", "confusion", "mistakes", "kernels")
 
 
-@pytest.fixture(scope="module")
-def lenet_run(tmp_path_factory) -> pathlib.Path:
-    workdir = tmp_path_factory.mktemp("report") / "lenet5"
-    command = [sys.executable, "launch.py", "--config", "experiments/lenet5_mnist.py"]
-    command += ["--workdir", str(workdir)]
-    command += [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
+def launch(*args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        command, cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=300
+        [sys.executable, "launch.py", *args],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    if not (workdir / "config.json").exists():  # written by runs that predate it only
-        config = loading.load(str(ROOT / "experiments/lenet5_mnist.py"))
-        for key, value in OVERRIDES.items():
-            loading.override(config, key, value)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    return result
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory) -> pathlib.Path:
+    """A 10-step run through launch.py, which draws the report itself when the run ends."""
+    workdir = tmp_path_factory.mktemp("report") / "lenet5"
+    overrides = [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
+    launch("--config", "experiments/lenet5_mnist.py", "--workdir", str(workdir), *overrides)
     return workdir
 
 
 @pytest.fixture(scope="module")
 def built(lenet_run) -> tuple[pathlib.Path, str]:
-    index = report.build(lenet_run, max_examples=200)
+    """The report drawn again by `launch.py report`."""
+    automatic = (lenet_run / "report" / "index.html").read_text()
+    result = launch("report", "--workdir", str(lenet_run), "--max_examples", "200")
+    index = lenet_run / "report" / "index.html"
+    assert f"Report: {index}" in result.stdout
+    assert section_ids(automatic) == section_ids(index.read_text())
     return index, index.read_text()
 
 

@@ -1,11 +1,16 @@
 """`report.compare` on runs of different lengths, with metrics missing here and there."""
 
 import json
+import pathlib
 import re
+import subprocess
+import sys
 
 from PIL import Image
 
 from jaxconv import report
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def write_run(workdir, records, summary=None):
@@ -64,3 +69,22 @@ def test_compare_runs_without_metrics_writes_the_table_only(tmp_path):
     assert "<img" not in page and "has logged metrics yet" in page
     assert not (tmp_path / "out" / "compare.png").exists()
     assert "| new |" in (tmp_path / "out" / "compare.md").read_text()
+
+
+def test_launch_compare_writes_the_comparison(tmp_path):
+    first = write_run(tmp_path / "resnet20", train([1, 2, 3]), {"test_accuracy": 0.9})
+    second = write_run(tmp_path / "plain20", train([1, 2]))
+    out = tmp_path / "out"
+    command = [sys.executable, "launch.py", "compare", str(first), str(second), "--out", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert str(out / "compare.html") in result.stdout
+    table = (out / "compare.md").read_text()
+    assert "| resnet20 |" in table and "| plain20 |" in table
+
+
+def test_launch_compare_names_a_missing_workdir(tmp_path):
+    command = [sys.executable, "launch.py", "compare", str(tmp_path / "nowhere")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "no such workdir" in result.stderr and "nowhere" in result.stderr

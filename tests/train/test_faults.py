@@ -23,6 +23,7 @@ RUN = [
     "experiments/lenet5_mnist.py",
     "--config.batch_size=16",
     "--config.eval_batch_size=200",
+    "--config.report=False",
     "--config.log_every_steps=5",
     "--config.checkpoint_every_steps=5",
     "--config.eval_every_steps=20",

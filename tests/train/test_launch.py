@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ SHORT = [
     "experiments/lenet5_mnist.py",
     "--config.batch_size=16",
     "--config.eval_batch_size=200",
+    "--config.report=False",
     "--config.log_every_steps=2",
 ]
 
@@ -34,6 +36,23 @@ def launch(*args, check=True):
     if check and result.returncode:
         raise AssertionError(f"launch.py failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def tensorboard_tags(workdir: pathlib.Path) -> dict[str, set[str]]:
+    """{'scalar': tags, 'image': tags} read back from the run's event files (TFRecord framing:
+    length, its CRC, the serialised Event, its CRC)."""
+    from tensorboardX.proto import event_pb2
+
+    tags = {"scalar": set(), "image": set()}
+    for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                tags["image" if value.HasField("image") else "scalar"].add(value.tag)
+    return tags
 
 
 def load_state(workdir: pathlib.Path, step: int) -> dict:
@@ -53,7 +72,9 @@ def test_short_run_writes_metrics_checkpoints_and_summary(tmp_path):
     assert [r["step"] for r in train] == [2, 4, 6]
     assert all(np.isfinite(r["train_loss"]) and r["images_per_second"] > 0 for r in train)
     assert any("test_accuracy" in r for r in records)
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    tags = tensorboard_tags(tmp_path)
+    assert {"train_loss", "learning_rate", "images_per_second", "test_accuracy"} <= tags["scalar"]
+    assert tags["image"] == {"predictions/classification"}
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
         "3",
         "6",

@@ -18,6 +18,7 @@ ARGS = [
     "experiments/lenet5_mnist.py",
     "--config.batch_size=16",
     "--config.eval_batch_size=200",
+    "--config.report=False",
     "--config.num_train_steps=20",
     "--config.checkpoint_every_steps=10",
 ]
@@ -68,7 +69,11 @@ def test_two_processes_match_one(tmp_path):
         )
         for i in range(2)
     ]
-    outputs = [finish(p) for p in processes]
+    try:
+        outputs = [finish(p) for p in processes]
+    finally:  # one stuck process must not leave the other running
+        for process in processes:
+            process.kill()
     finish(start(tmp_path / "one", 1))
 
     assert "Summary:" in outputs[0] and "Summary:" not in outputs[1]  # process 0 speaks

@@ -113,6 +113,7 @@ def launch(workdir, devices, steps):
         "experiments/lenet5_mnist.py",
         "--config.batch_size=16",
         "--config.eval_batch_size=200",
+        "--config.report=False",
         f"--config.num_train_steps={steps}",
         "--config.checkpoint_every_steps=8",
         "--workdir",
