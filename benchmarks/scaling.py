@@ -19,6 +19,8 @@ import jax, numpy as np, optax
 from jaxconv import models, tasks
 from jaxconv.train import parallel, step, state as state_lib
 mode, devices, steps, batch_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 128
+if jax.device_count() < devices:
+    sys.exit(f"asked for {devices} devices; this machine has {jax.device_count()}")
 chosen = jax.devices()[:devices]
 strategy = (parallel.JitStrategy(devices=chosen) if mode == "jit"
             else parallel.PmapStrategy(devices=chosen))
@@ -31,13 +33,21 @@ train_step = strategy.compile_train_step(step.train_step,
 rng = np.random.default_rng(0)
 batch = {"image": rng.normal(size=(batch_size, 28, 28, 1)).astype(np.float32),
          "label": rng.integers(0, 10, batch_size).astype(np.int32)}
-for _ in range(5):
-    state, metrics = train_step(state, strategy.put_batch(batch))
-jax.block_until_ready(metrics)
+def run(count):
+    # As the training loop does: each step waits for the one before it (the loop reads that
+    # step's non-finite flag), so at most two are in flight. Unbounded queues of steps can
+    # deadlock XLA:CPU's in-process all-reduce when simulated devices outnumber the cores.
+    global state
+    previous = None
+    for _ in range(count):
+        state, metrics = train_step(state, strategy.put_batch(batch))
+        if previous is not None:
+            jax.block_until_ready(previous)
+        previous = metrics
+    jax.block_until_ready(previous)
+run(5)
 start = time.perf_counter()
-for _ in range(steps):
-    state, metrics = train_step(state, strategy.put_batch(batch))
-jax.block_until_ready(metrics)
+run(steps)
 seconds = time.perf_counter() - start
 print(json.dumps({"steps_per_s": steps / seconds, "images_per_s": steps * batch_size / seconds,
                   "platform": jax.devices()[0].platform}))
@@ -45,18 +55,22 @@ print(json.dumps({"steps_per_s": steps / seconds, "images_per_s": steps * batch_
 
 
 def measure(mode: str, devices: int, steps: int) -> dict:
+    from jaxconv import platform
+
     env = dict(os.environ)
+    platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
     if "cuda" not in env.get("JAX_PLATFORMS", ""):
-        env["XLA_FLAGS"] = (
-            env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
-        )
+        env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
     result = subprocess.run(
         [sys.executable, "-c", WORKER, mode, str(devices), str(steps)],
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if result.returncode:
+        raise SystemExit(
+            f"{mode} on {devices} device(s) failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -12,7 +12,8 @@ What keeps work safe:
 - The newest `keep` checkpoints are kept, and the best by `best_metric` too.
 - A checkpoint that cannot be read (a truncated or missing file) is reported, moved aside to
   `checkpoints/unreadable_<step>/` (kept for inspection, never deleted) and the previous one is
-  restored instead.
+  restored instead. When no checkpoint fits the run (its config changed), nothing is moved and
+  the run stops with a message.
 - `WorkdirLock` stops a second run from writing into a workdir that a live run holds.
 """
 
@@ -28,6 +29,9 @@ from orbax.checkpoint import checkpoint_managers
 
 from jaxconv.train.state import TrainState
 
+# Saves that fail one after another before the run stops: a deleted folder costs one, a full
+# disk every one.
+MAX_FAILURES_IN_A_ROW = 3
 _STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "ema_params")
 
 
@@ -71,7 +75,7 @@ class Checkpointer:
     ):
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         self.best_metric, self.report = best_metric, report
-        self._failed_once = False
+        self._failures_in_a_row = 0
         self._options = ocp.CheckpointManagerOptions(
             create=True,
             enable_async_checkpointing=True,
@@ -94,8 +98,8 @@ class Checkpointer:
     ) -> None:
         """Starts an asynchronous save of `state` at its step.
 
-        Raises CheckpointError if this or the previous asynchronous save failed (a full disk,
-        a folder made read-only); the checkpoints already complete stay as they were.
+        Raises CheckpointError once saves have failed MAX_FAILURES_IN_A_ROW times in a row (a
+        full disk, a folder made read-only); the checkpoints already complete stay as they were.
         """
         step = int(jax.device_get(state.step))
         self._recover_from_failed_save(step)
@@ -105,36 +109,37 @@ class Checkpointer:
         )
         if self.best_metric and (not metrics or self.best_metric not in metrics):
             metrics = None  # only checkpoints with an evaluation compete for "best"
+        while True:
+            try:
+                self.manager.save(step, args=args, metrics=metrics, force=True)
+                return
+            except Exception as error:  # noqa: BLE001 - every failure gets the same handling
+                self._failed(step, error)
+
+    def _recover_from_failed_save(self, step: int) -> None:
+        """Checks how the previous asynchronous save ended (usually long ago: waiting is what
+        surfaces its error, if any)."""
         try:
-            self.manager.save(step, args=args, metrics=metrics, force=True)
-        except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+            if self.directory.exists():
+                self._failures_in_a_row = 0
+                return
+            error = FileNotFoundError(f"{self.directory} was removed")
+        except Exception as caught:  # noqa: BLE001
+            error = caught
+        self._failed(step, error)
+
+    def _failed(self, step: int, error: Exception) -> None:
+        """A failed save (its folder deleted under it, say) is reported and the manager reopened
+        to try again; MAX_FAILURES_IN_A_ROW of them (a full disk) stop the run."""
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             raise CheckpointError(
                 f"could not save the checkpoint of step {step} in "
                 f"{self.directory}: {_first_line(error)}. Checkpoints "
                 "already complete are kept."
             ) from error
-
-    def _recover_from_failed_save(self, step: int) -> None:
-        """Checks how the previous asynchronous save ended. One failure (its folder deleted
-        under it, say) is reported and the manager reopened to try again with this step; a
-        second failure in a row (a full disk) stops the run."""
-        try:
-            # Usually finished long ago; waiting is what surfaces its error, if any.
-            self.manager.wait_until_finished()
-            self.manager.check_for_errors()
-            self._failed_once = False
-            if self.directory.exists():
-                return
-            error = FileNotFoundError(f"{self.directory} was removed")
-        except Exception as caught:  # noqa: BLE001
-            error = caught
-        if self._failed_once:
-            raise CheckpointError(
-                f"could not save the checkpoint before step {step} in "
-                f"{self.directory}: {_first_line(error)}. Checkpoints "
-                "already complete are kept."
-            ) from error
-        self._failed_once = True
         self.report(f"A checkpoint save failed ({_first_line(error)}); saving step {step} afresh.")
         self._reopen()
 
@@ -153,9 +158,14 @@ class Checkpointer:
         """The newest readable checkpoint restored into `state`'s structure and shardings
         (and the iterator moved to its position), or None when there is none.
 
-        The shardings come from `state`, so a run saved on 8 devices restores onto 1.
+        The shardings come from `state`, so a run saved on 8 devices restores onto 1. The
+        checkpoints newer than the one restored could not be read: they are moved aside. When
+        none can be read, nothing is moved: that is a run whose structure changed (model,
+        optimizer, EMA, process count), not one whose every file broke, and it stops with
+        CheckpointError so the user decides.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saveable(state))
+        failures = []
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 restored = self.manager.restore(
@@ -165,14 +175,25 @@ class Checkpointer:
                         data=grain.checkpoint.CheckpointRestore(data_iterator),
                     ),
                 )
-            except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is skipped
-                moved = self._set_aside(step)
-                report(
-                    f"Checkpoint at step {step} is unreadable ({type(error).__name__}: "
-                    f"{_first_line(error)}); moved it to {moved} and trying the previous one."
-                )
+            except Exception as error:  # noqa: BLE001 - judged once every step was tried
+                failures.append((step, error))
                 continue
+            for failed, error in failures:
+                moved = self._set_aside(failed)
+                report(
+                    f"Checkpoint at step {failed} is unreadable ({type(error).__name__}: "
+                    f"{_first_line(error)}); moved it to {moved} and restored step {step}."
+                )
             return state.replace(**restored.state)
+        if failures:
+            steps = ", ".join(str(step) for step, _ in failures)
+            step, error = failures[0]
+            raise CheckpointError(
+                f"no checkpoint in {self.directory} (steps {steps}) fits this run: step {step} "
+                f"gives {type(error).__name__}: {_first_line(error)}. If the config or the "
+                "process count changed since they were written, start with a new --workdir "
+                "(or restore the old settings); nothing was moved or deleted."
+            )
         return None
 
     def _set_aside(self, step: int) -> pathlib.Path:

@@ -47,12 +47,21 @@ def say(message: str) -> None:
         tqdm.write(message)
 
 
+# Compute dtypes a model may run in; parameters and optimizer state stay float32.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
 def build_model(config: ml_collections.ConfigDict, num_classes: int):
     """The model `config.model` names; options left at None keep the model's own defaults.
 
     `num_classes` is the size of the model's output: classes for classification and
     segmentation, image channels for denoising (see `output_size`).
     """
+    if config.model.dtype not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"model.dtype='{config.model.dtype}'; use one of {', '.join(COMPUTE_DTYPES)} "
+            "(float16 would need loss scaling; bfloat16 has float32's range and needs none)."
+        )
     options = {
         key: value
         for key, value in config.model.items()
@@ -306,7 +315,7 @@ class _Run:
         )
         self.accumulated, self.interval_start = None, time.perf_counter()
         self.interval_steps, self.first_interval, self.first_counted = 0, True, False
-        previous_nonfinite = None
+        previous_nonfinite, self.checked_finite_step = None, start_step
         for step in range(start_step + 1, schedule.total_steps + 1):
             batch = self.parallel.put_batch(next(self.train_iterator))
             self.state, metrics = self.train_step(self.state, batch)
@@ -338,12 +347,18 @@ class _Run:
         self.writer.flush()
 
     def _check_finite(self, step: int, nonfinite) -> None:
-        if self.config.on_nonfinite == "stop" and float(nonfinite) > 0:
+        """Stops at a step whose loss or gradient was not finite, or (on_nonfinite='skip')
+        says it was skipped, once per step."""
+        if step <= self.checked_finite_step or not float(nonfinite) > 0:
+            return
+        self.checked_finite_step = step
+        if self.config.on_nonfinite == "stop":
             raise FloatingPointError(
                 f"non-finite loss or gradient at step {step}; the update was not applied and "
                 "the last good checkpoint is kept. Lower learning_rate, set "
                 "optimizer.grad_clip_norm, or set on_nonfinite='skip' to skip such batches."
             )
+        say(f"step {step}: non-finite loss or gradient; the update was skipped.")
 
     def _log(self, step: int) -> dict:
         scalars = {

@@ -190,6 +190,12 @@ def make_strategy(config):
     """The strategy `config.parallel` asks for."""
     mode = config.parallel.mode
     if mode == "jit":
+        if not config.parallel.sync_batch_norm:
+            # One jitted program over a global batch has one set of batch statistics.
+            raise ValueError(
+                "parallel.sync_batch_norm=False (per-device batch statistics) needs "
+                "parallel.mode='pmap'; with 'jit' they are always the global batch's."
+            )
         return JitStrategy(shard_params=config.parallel.shard_params)
     if mode == "pmap":
         return PmapStrategy(sync_batch_norm=config.parallel.sync_batch_norm)

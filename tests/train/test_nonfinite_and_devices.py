@@ -65,9 +65,12 @@ def test_nan_batch_stops_the_run_naming_the_step_and_keeps_good_checkpoints(tmp_
     assert all(np.all(np.isfinite(leaf)) for leaf in restore_params(tmp_path, 4))
 
 
-def test_nan_batch_is_skipped_when_configured(tmp_path, monkeypatch):
+def test_nan_batch_is_skipped_when_configured(tmp_path, monkeypatch, capsys):
     poison(monkeypatch, bad_call=7)
     summary = loop.run(short_config(on_nonfinite="skip"), tmp_path)
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("non-finite loss or gradient; the update was skipped") == 1
+    assert "step 7: non-finite" in said.out + said.err
     logged = {r["step"]: r for r in read_metrics(tmp_path) if "train_nonfinite" in r}
     assert logged[8]["train_nonfinite"] == pytest.approx(0.25)  # 1 of the 4 steps 5-8
     assert logged[4]["train_nonfinite"] == 0 and logged[12]["train_nonfinite"] == 0

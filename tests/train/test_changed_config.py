@@ -1,0 +1,31 @@
+"""A workdir whose checkpoints no longer fit the run's config: stop, say so, move nothing."""
+
+import pytest
+
+from jaxconv.configs import base
+from jaxconv.train import loop
+from jaxconv.train.checkpoint import CheckpointError
+
+
+def digits_config(steps: int):
+    config = base.get_config()
+    config.data.name = "digits"
+    config.model.name = "mlp"
+    config.batch_size = 16
+    config.eval_batch_size = 64
+    config.num_train_steps = steps
+    config.log_every_steps = 1
+    config.checkpoint_every_steps = 2
+    config.num_prediction_images = 0
+    return config
+
+
+def test_checkpoints_of_another_structure_are_refused_and_kept(tmp_path):
+    loop.run(digits_config(4), tmp_path)
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    changed = digits_config(6)
+    changed.optimizer.ema_decay = 0.99  # the saved state has no averaged parameters
+    with pytest.raises(CheckpointError, match=r"fits this run.*new --workdir.*nothing was moved"):
+        loop.run(changed, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+    assert loop.run(digits_config(6), tmp_path)["resumed_from_step"] == 4  # still resumable
