@@ -2,6 +2,8 @@
 
 import json
 import pathlib
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import ml_collections
@@ -11,6 +13,7 @@ import skimage.data
 
 from jaxconv import detection, ops
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE_PATH = pathlib.Path(__file__).parent / "data" / "coins_centres.json"
 SETTINGS = {
     "radii": tuple(range(12, 42, 2)),
@@ -71,3 +74,19 @@ def test_match_pairs_one_to_one_within_tolerance():
     assert sorted(matched.pairs) == [(0, 0), (1, 1)]
     assert matched.precision == pytest.approx(2 / 4)
     assert matched.recall == pytest.approx(2 / 3)
+
+
+def test_launch_counts_the_coins(tmp_path):
+    """The experiment as a user runs it, with its own config."""
+    result = subprocess.run(
+        [sys.executable, "launch.py", "--config", "experiments/count_coins.py"]
+        + ["--workdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "24 detections, 24 of 24 reference coins found" in result.stdout
+    assert "precision 1.000, recall 1.000" in result.stdout
+    assert (tmp_path / "coins.png").is_file() and (tmp_path / "summary.json").is_file()

@@ -52,7 +52,13 @@ def test_lenet5_on_32x32_with_valid_first_convolution_is_the_paper_layout():
 
 @pytest.mark.parametrize(
     "name, millions",
-    [("resnet20", 0.27), ("resnet32", 0.46), ("resnet56", 0.85), ("resnet110", 1.7)],
+    [
+        ("resnet20", 0.27),
+        ("resnet32", 0.46),
+        ("resnet44", 0.66),
+        ("resnet56", 0.85),
+        ("resnet110", 1.7),
+    ],
 )
 def test_cifar_resnets_match_he_et_al_table_6(name, millions):
     total = count(parameter_tree(models.create(name, num_classes=10), (1, 32, 32, 3)))

@@ -114,3 +114,38 @@ def test_residual_blocks_start_as_identity_and_plain_blocks_do_not():
     assert np.all(residual["stage2"]["block1"]["norm2"]["scale"] == 0)
     assert np.all(plain["stage2"]["block1"]["norm2"]["scale"] == 1)
     assert np.all(residual["stage2"]["block1"]["norm1"]["scale"] == 1)
+
+
+# The sizes each family is traced at below: full models, at an input they take.
+TRACE_INPUTS = {
+    "lenet": (2, 28, 28, 1),
+    "mlp": (2, 28, 28, 1),
+    "unet_same": (1, 64, 64, 1),  # before "unet": the first matching prefix wins
+    "unet": (1, 188, 188, 1),
+}
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_registered_model_traces_forward_and_backward(name):
+    """Shapes only (no compile, no run): each full model's gradient has its parameters' tree."""
+    family = next((prefix for prefix in TRACE_INPUTS if name.startswith(prefix)), None)
+    input_shape = TRACE_INPUTS.get(family, (1, 64, 64, 3))
+    model = models.create(name, num_classes=10)
+    images = jax.ShapeDtypeStruct(input_shape, jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(key(0), x, train=False), images)
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
+
+    def loss(params, state, x):
+        output, _ = model.apply(
+            {"params": params, **state},
+            x,
+            train=True,
+            rngs={"dropout": key(2)},
+            mutable=list(state),
+        )
+        return jnp.mean(output.astype(jnp.float32) ** 2)
+
+    grads = jax.eval_shape(jax.grad(loss), params, state, images)
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    assert [g.shape for g in jax.tree.leaves(grads)] == [p.shape for p in jax.tree.leaves(params)]
