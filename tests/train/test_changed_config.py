@@ -2,25 +2,11 @@
 
 import pytest
 
-from jaxconv.configs import base
 from jaxconv.train import loop
 from jaxconv.train.checkpoint import CheckpointError
 
 
-def digits_config(steps: int):
-    config = base.get_config()
-    config.data.name = "digits"
-    config.model.name = "mlp"
-    config.batch_size = 16
-    config.eval_batch_size = 64
-    config.num_train_steps = steps
-    config.log_every_steps = 1
-    config.checkpoint_every_steps = 2
-    config.num_prediction_images = 0
-    return config
-
-
-def test_checkpoints_of_another_structure_are_refused_and_kept(tmp_path):
+def test_checkpoints_of_another_structure_are_refused_and_kept(tmp_path, digits_config):
     loop.run(digits_config(4), tmp_path)
     before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     changed = digits_config(6)

@@ -6,20 +6,7 @@ import logging
 import jax
 import pytest
 
-from jaxconv.configs import base
 from jaxconv.train import loop
-
-
-def digits_config(steps: int):
-    config = base.get_config()
-    config.data.name = "digits"
-    config.model.name = "mlp"
-    config.batch_size = 16
-    config.eval_batch_size = 64
-    config.num_train_steps = steps
-    config.log_every_steps = 1
-    config.checkpoint_every_steps = 2
-    return config
 
 
 class CompileLog(logging.Handler):
@@ -46,7 +33,7 @@ def compiles():
     logger.setLevel(previous)
 
 
-def test_transfer_from_a_checkpoint_compiles_the_train_step_once(tmp_path, compiles):
+def test_transfer_from_a_checkpoint_compiles_the_train_step_once(tmp_path, compiles, digits_config):
     loop.run(digits_config(2), tmp_path / "source")
     compiles.clear()
     config = digits_config(4)
@@ -55,7 +42,7 @@ def test_transfer_from_a_checkpoint_compiles_the_train_step_once(tmp_path, compi
     assert compiles.count("jit(train_step)") == 1, compiles
 
 
-def test_resumed_run_compiles_the_train_step_once(tmp_path, compiles):
+def test_resumed_run_compiles_the_train_step_once(tmp_path, compiles, digits_config):
     loop.run(digits_config(2), tmp_path)
     compiles.clear()
     loop.run(digits_config(4), tmp_path)  # continues from step 2

@@ -2,25 +2,14 @@
 
 import pytest
 
-from jaxconv.configs import base
 from jaxconv.data import pipeline
 from jaxconv.train import loop
 
 
-def digits_config():
-    config = base.get_config()
-    config.data.name = "digits"
-    config.model.name = "mlp"
-    config.batch_size = 16
-    config.eval_batch_size = 64
-    config.num_train_steps = 2
-    config.log_every_steps = 1
-    config.checkpoint_every_steps = 2
-    return config
-
-
 @pytest.mark.parametrize("num_eval_steps, expected", [(2, 2), (-1, None)])
-def test_evaluation_reads_only_the_first_batches(num_eval_steps, expected, tmp_path, monkeypatch):
+def test_evaluation_reads_only_the_first_batches(
+    num_eval_steps, expected, tmp_path, monkeypatch, digits_config
+):
     read = []
     original = pipeline.eval_batches
 
