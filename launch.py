@@ -121,6 +121,7 @@ def main(argv: list[str]) -> int:
         KeyError,
         FileNotFoundError,
         PermissionError,
+        OSError,  # a full disk, say: one line, nothing saved is touched
         FloatingPointError,
         checkpoint.CheckpointError,
         checkpoint.WorkdirInUseError,

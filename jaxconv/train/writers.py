@@ -10,6 +10,8 @@ import pathlib
 import jax
 import numpy as np
 
+MAX_QUEUED_EVENTS = 100_000
+
 
 class MetricWriter:
     def __init__(self, workdir: str | pathlib.Path, *, resume_step: int = 0):
@@ -21,15 +23,26 @@ class MetricWriter:
         _drop_after(self.path, resume_step)
         from tensorboardX import SummaryWriter
 
+        # tensorboardX writes from a thread that dies on a full disk; with its default queue of
+        # 10 events the run would then block forever on the 11th. This queue outlasts the run
+        # until the next checkpoint save reports the disk.
         self._tensorboard = SummaryWriter(
-            str(pathlib.Path(workdir) / "tensorboard"), purge_step=resume_step or None
+            str(pathlib.Path(workdir) / "tensorboard"),
+            purge_step=resume_step or None,
+            max_queue=MAX_QUEUED_EVENTS,
         )
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as file:
-            file.write(json.dumps({"step": step, **scalars}) + "\n")
+        try:
+            with self.path.open("a") as file:
+                file.write(json.dumps({"step": step, **scalars}) + "\n")
+        except OSError as error:
+            raise OSError(
+                f"could not save the metrics of step {step} to {self.path}: "
+                f"{error.strerror or error}. Checkpoints already complete are kept."
+            ) from error
         for name, value in scalars.items():
             self._tensorboard.add_scalar(name, value, step)
 
