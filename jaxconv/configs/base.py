@@ -167,6 +167,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it
     config.best_mode = "max"  # max | min
     config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
+    # On CPU, time each convolution's formulations (per-tap GEMMs, im2col, XLA's own) for its
+    # shape and train with the fastest (jaxconv/ops/conv_planning.py; the choices are kept in
+    # workdir/conv_plans.json). False: XLA's convolution everywhere. Other platforms: XLA's.
+    config.fast_conv = True
     # TensorBoard shows the predictions on this many evaluation examples at each evaluation
     config.num_prediction_images = 8
     config.report = True  # launch.py writes workdir/report/index.html when a run ends

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxconv.layers import ConvNormAct, Dtype, he_normal
+from jaxconv.layers import Conv, ConvNormAct, Dtype, he_normal
 
 OUTPUTS = ("noise", "image")
 
@@ -47,7 +47,7 @@ class DnCNN(nn.Module):
             )
             y = block(y, train=train)
         out_channels = self.num_classes or x.shape[-1]
-        noise = nn.Conv(
+        noise = Conv(
             out_channels, (3, 3), use_bias=False, kernel_init=he_normal, name="head", **layer
         )(y)
         return noise if self.output == "noise" else x - noise

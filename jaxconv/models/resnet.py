@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxconv.layers import ConvNormAct, Dtype, batch_norm, he_normal, torch_padding
+from jaxconv.layers import Conv, ConvNormAct, Dtype, batch_norm, he_normal, torch_padding
 
 ModuleDef = Any
 SHORTCUTS = ("projection", "zero_pad")
@@ -159,7 +159,7 @@ class ResNet(nn.Module):
         x = self.stem_layers(x, train)
         feature_maps = {"stem": x}
         conv = functools.partial(
-            nn.Conv,
+            Conv,
             use_bias=False,
             kernel_init=he_normal,
             dtype=self.dtype,

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxconv.layers import ConvNormAct, Dtype, UpSample
+from jaxconv.layers import Conv, ConvNormAct, Dtype, UpSample
 
 
 class UNet(nn.Module):
@@ -80,7 +80,7 @@ class UNet(nn.Module):
             )(x, skip, train=train)
             feature_maps[name] = x
         self.sow("intermediates", "feature_maps", feature_maps)
-        return nn.Conv(
+        return Conv(
             self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="head"
         )(x)
 

@@ -1,11 +1,12 @@
-"""The trainable 2-D convolution, with forward and backward formulations chosen per platform.
+"""The trainable 2-D convolution, with forward and backward formulations chosen per shape.
 
 `conv_general_dilated` takes the arguments of `jax.lax.conv_general_dilated` (Flax's `nn.Conv`
-accepts it as its `conv_general_dilated` field). On GPU and TPU, for N-D, grouped or
-input-dilated convolutions, and when `use_fast_conv(False)` is in force, it is XLA's
-convolution. Otherwise (a 2-D NHWC x HWIO convolution on CPU) it carries a `jax.custom_vjp`
-whose forward pass, input gradient and kernel gradient are each computed by the formulation
-that `plan` picks for the layer's shape class:
+accepts it as its `conv_general_dilated` field; `jaxconv.layers.Conv` is that `nn.Conv`). It is
+XLA's convolution unless a plan for the layer's shape is in force (`use_plans`), which only
+jaxconv.ops.conv_planning makes, by measuring on the CPU (on GPU and TPU XLA's convolution,
+cuDNN's there, is already fast). A planned 2-D NHWC x HWIO convolution carries a
+`jax.custom_vjp` whose forward pass, input gradient and kernel gradient are each computed by the
+formulation its `Plan` names:
 
 - 'xla': XLA's own convolution (and its transposes for the gradients).
 - 'im2col': the KH * KW shifted windows of the padded input are concatenated along channels
@@ -18,16 +19,16 @@ that `plan` picks for the layer's shape class:
   at its offset (strides become interior padding), and the padding is cut off.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
-results agree to float rounding (tests/test_fast_conv.py checks them against `jax.grad` of it).
-Layout: inputs NHWC, kernels HWIO; like XLA's convolution this is a correlation (the kernel is
-not flipped: a delta input returns the kernel, reversed in H and W).
+results agree to float rounding (tests/ops/test_fast_conv.py checks them against `jax.grad` of
+it). Layout: inputs NHWC, kernels HWIO; like XLA's convolution this is a correlation (the kernel
+is not flipped: a delta input returns the kernel, reversed in H and W).
 """
 
 import contextlib
 import contextvars
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,23 +41,6 @@ FORMULATIONS = {
     "input_grad": ("xla", "im2col", "col2im"),
     "kernel_grad": ("xla", "im2col", "taps"),
 }
-
-_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("fast_conv", default=True)
-
-
-@contextlib.contextmanager
-def use_fast_conv(enabled: bool):
-    """Within this block (at trace time), `conv_general_dilated` uses the per-shape
-    formulations on CPU when `enabled`, XLA's convolution everywhere when not."""
-    token = _ENABLED.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _ENABLED.reset(token)
-
-
-def fast_conv_enabled() -> bool:
-    return _ENABLED.get()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +71,21 @@ class Geometry:
         taps = kernel_height * kernel_width
         return 2 * self.input_shape[0] * out_height * out_width * taps * channels * features
 
+    @property
+    def key(self) -> str:
+        """A stable text form, for plan files: 'n,h,w,c|kh,kw,c,o|s|p|d'."""
+        join = lambda values: ",".join(str(v) for v in values)  # noqa: E731
+        padding = join(value for pair in self.padding for value in pair)
+        return "|".join(
+            (
+                join(self.input_shape),
+                join(self.kernel_shape),
+                join(self.strides),
+                padding,
+                join(self.dilation),
+            )
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -106,6 +105,14 @@ class Plan:
 
 
 XLA_PLAN = Plan()
+
+
+def candidates(geometry: Geometry) -> dict[str, tuple[str, ...]]:
+    """The formulations that can compute each product of `geometry`."""
+    options = dict(FORMULATIONS)
+    if geometry.strides != (1, 1):  # im2col of the transposed convolution needs stride 1
+        options["input_grad"] = ("xla", "col2im")
+    return options
 
 
 # --- Formulations ----------------------------------------------------------------------------
@@ -288,3 +295,109 @@ def _planned_backward(geometry: Geometry, plan: Plan, residuals, dy):
 
 
 planned_conv.defvjp(_planned_forward, _planned_backward)
+
+
+# --- The entry point --------------------------------------------------------------------------
+
+# (geometry, dtype name) -> Plan for the convolutions traced within `use_plans`; the set that
+# `collecting` fills with the (geometry, dtype name) of each 2-D convolution traced in it.
+_PLANS: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar("conv_plans", default=None)
+_COLLECTED: contextvars.ContextVar[set | None] = contextvars.ContextVar("conv_shapes", default=None)
+
+
+@contextlib.contextmanager
+def use_plans(plans: Mapping[tuple[Geometry, str], Plan] | None):
+    """While tracing within this block, each convolution whose (geometry, dtype name) is in
+    `plans` is computed as its plan says; every other one is XLA's."""
+    token = _PLANS.set(plans)
+    try:
+        yield
+    finally:
+        _PLANS.reset(token)
+
+
+def with_plans(fn, plans: Mapping[tuple[Geometry, str], Plan] | None):
+    """`fn` tracing within `use_plans(plans)` (for `jax.jit(with_plans(step, plans))`)."""
+    if plans is None:
+        return fn
+
+    @functools.wraps(fn)
+    def planned(*args, **kwargs):
+        with use_plans(plans):
+            return fn(*args, **kwargs)
+
+    return planned
+
+
+@contextlib.contextmanager
+def collecting():
+    """Yields the set of (geometry, dtype name) of the planable convolutions traced within."""
+    found: set = set()
+    token = _COLLECTED.set(found)
+    try:
+        yield found
+    finally:
+        _COLLECTED.reset(token)
+
+
+def geometry_of(lhs, rhs, window_strides, padding, options: dict) -> Geometry | None:
+    """The Geometry of a 2-D NHWC x HWIO convolution these formulations cover, else None
+    (N-D, other layouts, groups, input dilation, mixed dtypes: those stay XLA's). `options`
+    are the other arguments of `lax.conv_general_dilated`, by name."""
+    if lhs.ndim != 4 or lhs.dtype != rhs.dtype or options["preferred_element_type"] is not None:
+        return None
+    if options["feature_group_count"] != 1 or options["batch_group_count"] != 1:
+        return None
+    if options["lhs_dilation"] is not None and tuple(options["lhs_dilation"]) != (1, 1):
+        return None
+    if options["dimension_numbers"] is None:
+        return None
+    spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, options["dimension_numbers"])
+    if spec != NHWC_SPEC:
+        return None
+    rhs_dilation = options["rhs_dilation"]
+    dilation = (1, 1) if rhs_dilation is None else tuple(int(d) for d in rhs_dilation)
+    strides = tuple(int(s) for s in window_strides)
+    if isinstance(padding, str):
+        dilated = [dilation[i] * (rhs.shape[i] - 1) + 1 for i in range(2)]
+        padding = lax.padtype_to_pads(lhs.shape[1:3], dilated, strides, padding)
+    pads = tuple((int(low), int(high)) for low, high in padding)
+    if any(value < 0 for pair in pads for value in pair):
+        return None
+    return Geometry(tuple(lhs.shape), tuple(rhs.shape), strides, pads, dilation)
+
+
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    batch_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+):
+    """`lax.conv_general_dilated`, with the plan in force for this shape (see `use_plans`)."""
+    options = dict(
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+    plans, collected = _PLANS.get(), _COLLECTED.get()
+    if plans is not None or collected is not None:
+        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
+        if geometry is not None:
+            key = (geometry, jnp.dtype(lhs.dtype).name)
+            if collected is not None:
+                collected.add(key)
+            plan = (plans or {}).get(key, XLA_PLAN)
+            if plan != XLA_PLAN:
+                return planned_conv(lhs, rhs, geometry, plan)
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)

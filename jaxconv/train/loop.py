@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from jaxconv import data, models, platform, tasks, transfer
 from jaxconv.data import pipeline
+from jaxconv.ops import conv_planning, fast_conv
 from jaxconv.report.tensorboard import PredictionImages
 from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
@@ -252,8 +253,9 @@ class _Run:
             best_metric=config.best_metric or None,
             best_mode=config.best_mode,
         )
+        plans = self._convolution_plans(model, input_shape[1:])
         self.train_step = self.parallel.compile_train_step(
-            step_lib.train_step,
+            fast_conv.with_plans(step_lib.train_step, plans),
             loss_and_metrics=loss_and_metrics,
             num_microbatches=config.num_microbatches,
             ema_decay=config.optimizer.ema_decay,
@@ -270,6 +272,26 @@ class _Run:
             self.prediction_images = PredictionImages(
                 config, model, self.eval_source, count=config.num_prediction_images
             )
+
+    def _convolution_plans(self, model, image_shape: tuple[int, ...]) -> dict | None:
+        """On CPU with `config.fast_conv`, the fastest formulations of each convolution of the
+        training step, measured for its shapes (jaxconv/ops/conv_planning.py); else None.
+        Evaluation, forward only and rarer, keeps XLA's convolution."""
+        config = self.config
+        if not config.fast_conv or jax.default_backend() != "cpu":
+            return None
+        rows = config.batch_size // config.num_microbatches
+        if config.parallel.mode == "pmap":  # each device traces its own rows
+            rows //= self.parallel.device_count
+        variables = self.parallel.to_saved(self.state).variables()
+
+        def forward(variables, images):
+            rngs = {"dropout": jax.random.PRNGKey(0)}
+            return model.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
+
+        images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
+        path = self.workdir / "conv_plans.json"
+        return conv_planning.plan(forward, variables, images, path=path, log=say)
 
     def execute(self) -> dict:
         if jax.process_index() == 0:  # what the report and later tools rebuild the run from

@@ -1,5 +1,6 @@
 """The shared blocks of jaxconv.layers against scipy, numpy and PyTorch's documented formulas."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +112,39 @@ def test_bilinear_upsampling_interpolates_between_pixel_centres():
 def test_unknown_choices_list_the_known_ones(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(strides=(2, 2), padding="VALID"),  # U-Net's up-convolution: the matrix-product path
+        dict(strides=(2, 2), padding="VALID", use_bias=False, dtype=jnp.bfloat16),
+        dict(strides=(1, 1), padding="SAME"),  # any other case: Flax's own
+        dict(strides=(2, 2), padding="VALID", transpose_kernel=True),
+    ],
+)
+def test_conv_transpose_matches_flax_in_parameters_outputs_and_gradients(options):
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 4, 5, 6)), jnp.float32)
+    reference, ours = (
+        nn.ConvTranspose(3, (2, 2), **options),
+        layers.ConvTranspose(3, (2, 2), **options),
+    )
+    variables = reference.init(KEY, x)
+    assert jax.tree.map(jnp.shape, ours.init(KEY, x)) == jax.tree.map(jnp.shape, variables)
+    for a, b in zip(jax.tree.leaves(ours.init(KEY, x)), jax.tree.leaves(variables)):
+        np.testing.assert_array_equal(a, b)
+
+    def loss(module, variables, x):
+        return jnp.sum(jnp.sin(module.apply(variables, x).astype(jnp.float32)))
+
+    tolerance = 2e-2 if options.get("dtype") == jnp.bfloat16 else 1e-5
+    np.testing.assert_allclose(
+        ours.apply(variables, x).astype(jnp.float32),
+        reference.apply(variables, x).astype(jnp.float32),
+        rtol=tolerance,
+        atol=tolerance,
+    )
+    expected = jax.grad(loss, argnums=(1, 2))(reference, variables, x)
+    actual = jax.grad(loss, argnums=(1, 2))(ours, variables, x)
+    for a, b in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)

@@ -1,0 +1,292 @@
+"""Training speed against PyTorch: images/s of one training step, same architecture and batch.
+
+    python benchmarks/train_throughput.py [--models lenet5,resnet18,unet] [--seconds 20] [--json]
+
+For each model (LeNet-5 on 28x28 batch 128; the CIFAR-style ResNet-18 on 32x32 batch 64; U-Net
+'same', 4 levels of 64-512 channels with batch norm, 11 classes, on 64x64 batch 16) this times,
+back to back and each in its own process:
+
+- `jaxconv`: jaxconv's training step as a run uses it (jaxconv.train.step under jit, on CPU
+  the convolutions planned by jaxconv.ops.conv_planning, the XLA flags of jaxconv.platform);
+- `jaxconv_xla`: the same step with `fast_conv` off (XLA's convolutions, same flags);
+- `torch_eager` and `torch_channels_last`: the same network written in PyTorch (CPU build),
+  NCHW and channels_last memory formats.
+
+All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for U-Net); each
+times whole steps after warm-up for `--seconds`. The ratio is jaxconv / PyTorch's faster
+variant. GFLOP/s counts 3x the forward pass's FLOPs (jaxconv.models.summary) per image and is
+set against this machine's float32 matmul peak (XLA's best 2048x2048 product). PyTorch is an
+optional dependency: `pip install torch`; without it the PyTorch columns are empty.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+MODELS = {
+    # name: (image size, channels, batch, classes)
+    "lenet5": (28, 1, 128, 10),
+    "resnet18": (32, 3, 64, 10),
+    "unet": (64, 1, 16, 11),
+}
+VARIANTS = ("jaxconv", "jaxconv_xla", "torch_eager", "torch_channels_last")
+
+
+def jax_worker(name: str, planned: bool, seconds: float) -> dict:
+    """jaxconv's training step on one device: images/s, GFLOP/s and the matmul peak."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from jaxconv import models, tasks
+    from jaxconv.ops import conv_planning, fast_conv
+    from jaxconv.train import parallel, step
+    from jaxconv.train import state as state_lib
+
+    size, channels, batch, classes = MODELS[name]
+    task = "segmentation" if name == "unet" else "classification"
+    model = {
+        "lenet5": lambda: models.create("lenet5", num_classes=classes),
+        "resnet18": lambda: models.create("resnet18", num_classes=classes, stem="cifar"),
+        "unet": lambda: models.create("unet_same", num_classes=classes, depth=4, width=64),
+    }[name]()
+    shape = (batch, size, size, channels)
+    strategy = parallel.JitStrategy(devices=jax.devices()[:1])
+    sgd = optax.sgd(0.01, momentum=0.9)
+    create = functools.partial(state_lib.create, model, sgd, (1, *shape[1:]), jax.random.PRNGKey(0))
+    state = strategy.create_state(create)
+    plans = None
+    if planned and jax.default_backend() == "cpu":
+
+        def forward(variables, images):
+            return model.apply(variables, images, train=True, mutable=["batch_stats"])
+
+        images = jax.ShapeDtypeStruct(shape, jnp.float32)
+        plans = conv_planning.plan(forward, state.variables(), images)
+    train_step = strategy.compile_train_step(
+        fast_conv.with_plans(step.train_step, plans),
+        loss_and_metrics=tasks.get(task).loss_and_metrics,
+    )
+    rng = np.random.default_rng(0)
+    label_shape = (batch,) if task == "classification" else (batch, size, size)
+    arrays = {
+        "image": rng.normal(size=shape).astype(np.float32),
+        "label": rng.integers(0, classes, label_shape).astype(np.int32),
+    }
+    arrays = strategy.put_batch(arrays)
+
+    def one_step():
+        nonlocal state
+        state, metrics = train_step(state, arrays)
+        jax.block_until_ready(metrics)
+
+    steps, spent, _ = timed(one_step, seconds)
+    flops = 3 * models.summary(model, shape).flops  # forward, input and kernel gradients
+    square = jnp.asarray(rng.normal(size=(2048, 2048)), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
+    best = min(timed(lambda: jax.block_until_ready(matmul(square)), 0.0, repeats=10)[2])
+    return {
+        "img_s": steps * batch / spent,
+        "gflop_s": steps * flops / spent / 1e9,
+        "peak_gflop_s": 2 * 2048**3 / best / 1e9,
+        "planned": sum(plan != fast_conv.XLA_PLAN for plan in (plans or {}).values()),
+    }
+
+
+def timed(fn, seconds: float, repeats: int = 1, warmup: int = 3):
+    """Calls `fn` `warmup` times, then until `seconds` have passed (and `repeats` times at
+    least): (calls, seconds spent, each call's seconds)."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    while sum(times) < seconds or len(times) < repeats:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return len(times), sum(times), times
+
+
+def torch_model(name: str):
+    """The same networks in PyTorch: LeNet-5, the CIFAR-style ResNet-18, U-Net 'same'."""
+    import torch
+    from torch import nn
+
+    _, channels, _, classes = MODELS[name]
+
+    def conv_bn(cin, cout, kernel=3, stride=1):
+        conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+        return nn.Sequential(conv, nn.BatchNorm2d(cout))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.branch = nn.Sequential(
+                conv_bn(cin, cout, 3, stride), nn.ReLU(), conv_bn(cout, cout)
+            )
+            projection = stride != 1 or cin != cout
+            self.shortcut = conv_bn(cin, cout, 1, stride) if projection else nn.Identity()
+
+        def forward(self, x):
+            return torch.relu(self.branch(x) + self.shortcut(x))
+
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            blocks, cin = [conv_bn(channels, 64), nn.ReLU()], 64
+            for index, width in enumerate((64, 128, 256, 512)):
+                for block in range(2):
+                    blocks.append(Block(cin, width, 2 if index and not block else 1))
+                    cin = width
+            self.body = nn.Sequential(*blocks)
+            self.head = nn.Linear(512, classes)
+
+        def forward(self, x):
+            return self.head(self.body(x).mean((2, 3)))
+
+    def double_conv(cin, cout):
+        return nn.Sequential(conv_bn(cin, cout), nn.ReLU(), conv_bn(cout, cout), nn.ReLU())
+
+    class UNet(nn.Module):
+        def __init__(self, depth=4, width=64):
+            super().__init__()
+            widths = [width * 2**level for level in range(depth + 1)]
+            inputs = [channels, *widths[: depth - 1]]
+            self.down = nn.ModuleList(double_conv(inputs[i], widths[i]) for i in range(depth))
+            self.bottom = double_conv(widths[depth - 1], widths[depth])
+            levels = list(reversed(range(depth)))
+            self.up = nn.ModuleList(
+                nn.ConvTranspose2d(widths[i + 1], widths[i], 2, 2) for i in levels
+            )
+            self.decode = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in levels)
+            self.head = nn.Conv2d(width, classes, 1)
+
+        def forward(self, x):
+            skips = []
+            for block in self.down:
+                x = block(x)
+                skips.append(x)
+                x = nn.functional.max_pool2d(x, 2)
+            x = self.bottom(x)
+            for up, block in zip(self.up, self.decode):
+                x = block(torch.cat([skips.pop(), up(x)], 1))
+            return self.head(x)
+
+    def lenet5():
+        return nn.Sequential(
+            nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, classes),
+        )  # fmt: skip
+
+    return {"lenet5": lenet5, "resnet18": ResNet18, "unet": UNet}[name]()
+
+
+def torch_worker(name: str, channels_last: bool, seconds: float) -> dict:
+    import torch
+
+    size, channels, batch, classes = MODELS[name]
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    model = torch_model(name).to(memory_format=memory)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(batch, channels, size, size).contiguous(memory_format=memory)
+    label_shape = (batch, size, size) if name == "unet" else (batch,)
+    labels = torch.randint(0, classes, label_shape)
+
+    def one_step():
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+    steps, spent, _ = timed(one_step, seconds)
+    return {"img_s": steps * batch / spent, "threads": torch.get_num_threads()}
+
+
+def measure(variant: str, model: str, seconds: float) -> dict | None:
+    env = dict(os.environ)
+    if variant.startswith("jaxconv"):
+        from jaxconv import platform
+
+        platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
+        command = [sys.executable, __file__, "--worker", variant, model, str(seconds)]
+    else:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return None
+        command = [sys.executable, __file__, "--worker", variant, model, str(seconds)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(
+            f"{variant} {model} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("VARIANT", "MODEL", "SECONDS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.worker:  # one measurement, in this process; its JSON on the last line
+        variant, model, seconds = args.worker
+        if variant.startswith("jaxconv"):
+            result = jax_worker(model, variant == "jaxconv", float(seconds))
+        else:
+            result = torch_worker(model, variant == "torch_channels_last", float(seconds))
+        print(json.dumps(result))
+        return
+    from jaxconv import platform
+
+    results = {}
+    for model in args.models.split(","):
+        if model not in MODELS:
+            raise SystemExit(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+        rows = {variant: measure(variant, model, args.seconds) for variant in VARIANTS}
+        torch_rows = [rows[v]["img_s"] for v in ("torch_eager", "torch_channels_last") if rows[v]]
+        best_torch = max(torch_rows) if torch_rows else None
+        results[model] = {
+            "jaxconv_img_s": rows["jaxconv"]["img_s"],
+            "torch_img_s": best_torch,
+            "ratio": rows["jaxconv"]["img_s"] / best_torch if best_torch else None,
+            "jaxconv_xla_img_s": rows["jaxconv_xla"]["img_s"],
+            "torch_eager_img_s": rows["torch_eager"] and rows["torch_eager"]["img_s"],
+            "torch_channels_last_img_s": rows["torch_channels_last"]
+            and rows["torch_channels_last"]["img_s"],
+            "jaxconv_gflop_s": rows["jaxconv"]["gflop_s"],
+            "matmul_peak_gflop_s": rows["jaxconv"]["peak_gflop_s"],
+            "planned_convolutions": rows["jaxconv"]["planned"],
+        }
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"CPU: {platform.cpu_model()} ({os.cpu_count()} cores); images/s of a training step")
+    print(
+        "| model | jaxconv | jaxconv, XLA convolutions | PyTorch eager | PyTorch channels_last "
+        "| jaxconv / best PyTorch | jaxconv GFLOP/s (of matmul peak) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for model, row in results.items():
+        cell = lambda value: "–" if value is None else f"{value:,.1f}"  # noqa: E731
+        ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        share = row["jaxconv_gflop_s"] / row["matmul_peak_gflop_s"]
+        print(
+            f"| {model} | {cell(row['jaxconv_img_s'])} | {cell(row['jaxconv_xla_img_s'])} | "
+            f"{cell(row['torch_eager_img_s'])} | {cell(row['torch_channels_last_img_s'])} | "
+            f"{ratio} | {row['jaxconv_gflop_s']:.1f} of {row['matmul_peak_gflop_s']:.1f} "
+            f"({share:.0%}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

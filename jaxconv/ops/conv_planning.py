@@ -1,0 +1,221 @@
+"""Choosing each convolution's formulations by measuring them on this machine.
+
+    plans = conv_planning.plan(step_fn, state, batch, path=workdir / "conv_plans.json")
+    with fast_conv.use_plans(plans):
+        ...  # trace step_fn: every planned convolution uses its fastest formulations
+
+`plan` traces the function abstractly to find the 2-D convolutions it contains, then, for each
+shape not already in the plan file, compiles every formulation of the forward pass, the input
+gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
+the fastest of each. The run's file keeps its choices, so a resumed run computes exactly what
+the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
+same choices without measuring again. On several processes, process 0's choices are used
+everywhere (the programs must be identical).
+"""
+
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxconv.ops import fast_conv
+from jaxconv.ops.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
+
+ROLES = ("forward", "input_grad", "kernel_grad")
+# Each formulation runs until it has taken this long in total (at least once, at most
+# MAX_REPEATS times): enough to rank formulations that differ by more than a few percent.
+MEASURE_SECONDS = 0.02
+MAX_REPEATS = 3
+
+Key = tuple[Geometry, str]  # (geometry, dtype name)
+
+
+def find_convolutions(fn: Callable, *args, **kwargs) -> list[Key]:
+    """The (geometry, dtype name) of each planable convolution `fn(*args)` traces, sorted."""
+    with fast_conv.collecting() as found:
+        # A new function each time: JAX caches traces by function, and a cached trace would
+        # not run the convolutions' Python code that records them.
+        jax.eval_shape(lambda *a, **k: fn(*a, **k), *args, **kwargs)
+    return sorted(found, key=lambda key: (key[0].key, key[1]))
+
+
+def _role_function(role: str, formulation: str, geometry: Geometry):
+    """(function of two arrays, their shapes) for one product of `geometry`."""
+    batch, height, width, channels = geometry.input_shape
+    out_height, out_width = geometry.output_size
+    output_shape = (batch, out_height, out_width, geometry.kernel_shape[-1])
+    if role == "forward":
+        fn = FORWARD[formulation]
+        return (lambda x, w: fn(x, w, geometry)), (geometry.input_shape, geometry.kernel_shape)
+    if role == "input_grad":
+        fn = INPUT_GRAD[formulation]
+        return (lambda dy, w: fn(dy, w, geometry)), (output_shape, geometry.kernel_shape)
+    fn = KERNEL_GRAD[formulation]
+    return (lambda x, dy: fn(x, dy, geometry)), (geometry.input_shape, output_shape)
+
+
+def time_formulation(
+    role: str, formulation: str, geometry: Geometry, dtype: str, beaten_at: float = math.inf
+) -> float:
+    """Best-of-a-few seconds of one product, compiled alone, after a warm-up run; a warm-up
+    slower than twice `beaten_at` (the best time so far) is not repeated."""
+    fn, shapes = _role_function(role, formulation, geometry)
+    rng = np.random.default_rng(0)
+    with jax.ensure_compile_time_eval():  # runs for real even when called while tracing
+        args = [jnp.asarray(rng.standard_normal(shape), dtype) for shape in shapes]
+        compiled = jax.jit(fn).lower(*args).compile()
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        best = time.perf_counter() - start
+        if best > 2 * beaten_at:
+            return best
+        best, spent, repeats = math.inf, 0.0, 0
+        while repeats < MAX_REPEATS and (repeats == 0 or spent < MEASURE_SECONDS):
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(*args))
+            elapsed = time.perf_counter() - start
+            best, spent, repeats = min(best, elapsed), spent + elapsed, repeats + 1
+    return best
+
+
+def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
+    """The fastest formulation of each product, and every measured time in seconds."""
+    choice, timings = {}, {}
+    for role, options in fast_conv.candidates(geometry).items():
+        timings[role] = {}
+        for formulation in options:  # XLA's first: the time to beat
+            best = min(timings[role].values(), default=math.inf)
+            timings[role][formulation] = time_formulation(role, formulation, geometry, dtype, best)
+        choice[role] = min(timings[role], key=timings[role].get)
+    return Plan(**choice), timings
+
+
+def cache_path() -> pathlib.Path:
+    """This machine's plan file: $JAXCONV_CACHE_DIR (default ~/.cache/jaxconv)/conv_plans.json."""
+    root = os.environ.get("JAXCONV_CACHE_DIR") or pathlib.Path.home() / ".cache" / "jaxconv"
+    return pathlib.Path(root) / "conv_plans.json"
+
+
+def _file_key(key: Key) -> str:
+    return f"{key[0].key}|{key[1]}"
+
+
+def read_file(path: pathlib.Path) -> dict[str, Plan]:
+    """The plans a plan file holds, by `_file_key`; {} when there is none."""
+    if not path.exists():
+        return {}
+    try:
+        entries = json.loads(path.read_text())["plans"]
+        return {
+            name: Plan(**{role: entry[role] for role in ROLES}) for name, entry in entries.items()
+        }
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"convolution plan file {path} is unreadable ({error}); delete it to measure again."
+        ) from None
+
+
+def write_file(path: pathlib.Path, plans: dict[str, Plan], timings: dict[str, dict]) -> None:
+    entries = {}
+    for name, plan in sorted(plans.items()):
+        entries[name] = {role: getattr(plan, role) for role in ROLES}
+        if name in timings:
+            entries[name]["seconds"] = timings[name]
+    from jaxconv import platform
+
+    document = {
+        "cpu": platform.cpu_model(),
+        "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "plans": entries,
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=1))
+    os.replace(temporary, path)  # never a half-written file
+
+
+def _agree_across_processes(keys: list[Key], plans: dict[Key, Plan]) -> dict[Key, Plan]:
+    """Process 0's plans on every process: each formulation sent as its index."""
+    from jax.experimental import multihost_utils
+
+    codes = np.array(
+        [
+            [fast_conv.FORMULATIONS[role].index(getattr(plans[k], role)) for role in ROLES]
+            for k in keys
+        ],
+        np.int32,
+    ).reshape(len(keys), len(ROLES))
+    codes = np.asarray(multihost_utils.broadcast_one_to_all(codes))
+    return {
+        key: Plan(**{role: fast_conv.FORMULATIONS[role][code] for role, code in zip(ROLES, row)})
+        for key, row in zip(keys, codes)
+    }
+
+
+def plan(
+    fn: Callable,
+    *args,
+    path: str | pathlib.Path | None = None,
+    use_cache: bool = True,
+    log: Callable[[str], None] | None = None,
+    **kwargs,
+) -> dict[Key, Plan]:
+    """Plans for every convolution `fn(*args, **kwargs)` traces (see the module docstring).
+
+    Each shape's plan comes from `path` (the run's own file) if it is there, else from the
+    machine's file (`use_cache`), else is measured; `path` and the machine's file are then
+    written with every plan they lack.
+    """
+    path = None if path is None else pathlib.Path(path)
+    keys = find_convolutions(fn, *args, **kwargs)
+    if not keys:
+        return {}
+    own = read_file(path) if path is not None else {}
+    cached = _read_cache() if use_cache else {}
+    plans, timings = {}, {}
+    started = time.perf_counter()
+    for key in keys:
+        name = _file_key(key)
+        if name in own or name in cached:
+            plans[key] = own.get(name, cached.get(name))
+        else:
+            plans[key], timings[name] = measure(*key)
+    if jax.process_count() > 1:
+        plans = _agree_across_processes(keys, plans)
+    named = {_file_key(key): value for key, value in plans.items()}
+    if jax.process_index() == 0:
+        if path is not None and set(named) - set(own):
+            write_file(path, {**named, **own}, timings)
+        if use_cache and set(named) - set(cached):
+            _write_cache(named, timings)
+    if log is not None:
+        faster = sum(value != fast_conv.XLA_PLAN for value in plans.values())
+        log(
+            f"Convolutions: {len(keys)} shapes, {faster} computed faster than by XLA alone; "
+            f"{len(timings)} measured in {time.perf_counter() - started:.1f} s, the others "
+            f"read from {path if path is not None and own else cache_path()}."
+        )
+    return plans
+
+
+def _read_cache() -> dict[str, Plan]:
+    try:
+        return read_file(cache_path())
+    except (OSError, ValueError):  # a cache that cannot be read is measured again
+        return {}
+
+
+def _write_cache(named: dict[str, Plan], timings: dict[str, dict]) -> None:
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Entries another run wrote meanwhile are kept: the first measurement of a shape stays.
+        write_file(path, {**named, **_read_cache()}, timings)
+    except OSError:
+        pass  # an unwritable cache costs only a measurement next time

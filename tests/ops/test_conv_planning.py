@@ -1,0 +1,77 @@
+"""Planning: measured choices, kept in the run's file and the machine's, reused unmeasured."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxconv import layers
+from jaxconv.ops import conv_planning, fast_conv
+
+
+def two_convolutions(x):
+    model = layers.Conv(4, (3, 3), strides=2)
+    variables = model.init(jax.random.PRNGKey(0), x)
+    y = model.apply(variables, x)
+    return layers.Conv(2, (1, 1)).init_with_output(jax.random.PRNGKey(1), y)[0]
+
+
+IMAGES = jax.ShapeDtypeStruct((4, 12, 12, 3), jnp.float32)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "conv_plans.json"
+
+
+def test_every_convolution_is_planned_with_its_fastest_formulations(tmp_path, cache):
+    messages = []
+    plans = conv_planning.plan(
+        two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
+    )
+    geometries = sorted(key[0].kernel_shape for key in plans)
+    assert geometries == [(1, 1, 4, 2), (3, 3, 3, 4)]
+    entries = json.loads((tmp_path / "run.json").read_text())["plans"]
+    assert len(entries) == 2
+    for entry in entries.values():
+        for role in conv_planning.ROLES:
+            seconds = entry["seconds"][role]
+            assert entry[role] == min(seconds, key=seconds.get)
+    assert cache.exists()
+    assert "2 shapes" in messages[0] and "2 measured" in messages[0]
+
+
+def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
+    first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+
+    def no_measuring(*args):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(conv_planning, "measure", no_measuring)
+    # From the run's own file, and (a new run) from the machine's.
+    assert conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json") == first
+    assert conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json") == first
+    assert (tmp_path / "new.json").exists()
+
+
+def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
+    plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    forced = {
+        conv_planning._file_key(key): fast_conv.Plan("taps", "col2im", "taps") for key in plans
+    }
+    conv_planning.write_file(tmp_path / "run.json", forced, {})
+    again = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    assert set(again.values()) == {fast_conv.Plan("taps", "col2im", "taps")}
+
+
+def test_an_unreadable_plan_file_is_named_with_the_fix(tmp_path, cache):
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(ValueError, match="run.json is unreadable.*delete it"):
+        conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+
+
+def test_a_function_without_convolutions_needs_no_plan(tmp_path, cache):
+    assert conv_planning.plan(lambda x: x * 2, IMAGES, path=tmp_path / "run.json") == {}
+    assert not (tmp_path / "run.json").exists()

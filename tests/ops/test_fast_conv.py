@@ -1,0 +1,174 @@
+"""The planned convolution against `jax.vjp` of `lax.conv_general_dilated`, shape by shape."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax import lax
+
+from jaxconv import layers, models
+from jaxconv.ops import fast_conv
+from jaxconv.ops.fast_conv import Geometry, Plan
+
+# (input NHWC, kernel HWIO, strides, padding, dilation): LeNet's tiny channel counts, ResNet's
+# 3x3, its stride-2 1x1 shortcut and 7x7 stem, odd sizes, asymmetric and over-wide padding.
+GEOMETRIES = {
+    "lenet_conv1": ((4, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2)), (1, 1)),
+    "lenet_conv2": ((4, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    "resnet_3x3": ((2, 8, 8, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    "stride2_3x3_odd": ((2, 9, 7, 8), (3, 3, 8, 12), (2, 2), ((1, 1), (1, 1)), (1, 1)),
+    "shortcut_1x1_s2": ((2, 8, 8, 16), (1, 1, 16, 32), (2, 2), ((0, 0), (0, 0)), (1, 1)),
+    "stem_7x7_s2": ((2, 16, 16, 3), (7, 7, 3, 8), (2, 2), ((3, 3), (3, 3)), (1, 1)),
+    "flax_same_s2_even": ((2, 8, 8, 4), (3, 3, 4, 4), (2, 2), ((0, 1), (0, 1)), (1, 1)),
+    "dilated": ((2, 12, 12, 4), (3, 3, 4, 5), (1, 1), ((2, 2), (2, 2)), (2, 2)),
+    "wide_padding_1x1": ((2, 5, 5, 3), (1, 1, 3, 4), (1, 1), ((1, 2), (2, 1)), (1, 1)),
+    "rectangular_strides": ((2, 10, 9, 3), (3, 2, 3, 4), (2, 1), ((1, 0), (0, 1)), (1, 1)),
+}
+
+
+def relative_error(actual, expected) -> float:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
+
+
+def reference(x, w, geometry: Geometry, dy):
+    """Output, input gradient and kernel gradient by XLA's convolution and jax.vjp."""
+
+    def conv(x, w):
+        return lax.conv_general_dilated(
+            x,
+            w,
+            geometry.strides,
+            geometry.padding,
+            rhs_dilation=geometry.dilation,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+
+    y, vjp = jax.vjp(conv, x, w)
+    return (y, *vjp(dy))
+
+
+def random_case(geometry: Geometry, seed=0):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal(geometry.input_shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(geometry.kernel_shape), jnp.float32)
+    out_height, out_width = geometry.output_size
+    dy_shape = (geometry.input_shape[0], out_height, out_width, geometry.kernel_shape[-1])
+    dy = jnp.asarray(rng.standard_normal(dy_shape), jnp.float32)
+    return x, w, dy
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+def test_every_formulation_matches_xla_gradients(name):
+    geometry = Geometry(*GEOMETRIES[name])
+    x, w, dy = random_case(geometry)
+    y_ref, dx_ref, dw_ref = reference(x, w, geometry, dy)
+    options = fast_conv.candidates(geometry)
+    for formulation in options["forward"]:
+        y = fast_conv.FORWARD[formulation](x, w, geometry)
+        assert y.shape == y_ref.shape
+        assert relative_error(y, y_ref) <= 1e-4, ("forward", formulation)
+    for formulation in options["input_grad"]:
+        dx = fast_conv.INPUT_GRAD[formulation](dy, w, geometry)
+        assert dx.shape == dx_ref.shape
+        assert relative_error(dx, dx_ref) <= 1e-4, ("input_grad", formulation)
+    for formulation in options["kernel_grad"]:
+        dw = fast_conv.KERNEL_GRAD[formulation](x, dy, geometry)
+        assert dw.shape == dw_ref.shape
+        assert relative_error(dw, dw_ref) <= 1e-4, ("kernel_grad", formulation)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        Plan("im2col", "col2im", "im2col"),  # patches shared by forward and kernel gradient
+        Plan("taps", "col2im", "taps"),
+        Plan("xla", "xla", "im2col"),
+    ],
+)
+def test_custom_vjp_under_jit_matches_jax_grad(plan):
+    geometry = Geometry(*GEOMETRIES["stride2_3x3_odd"])
+    x, w, dy = random_case(geometry, seed=1)
+    y_ref, dx_ref, dw_ref = reference(x, w, geometry, dy)
+
+    @jax.jit
+    def planned(x, w):
+        y, vjp = jax.vjp(lambda x, w: fast_conv.planned_conv(x, w, geometry, plan), x, w)
+        return (y, *vjp(dy))
+
+    for actual, expected in zip(planned(x, w), (y_ref, dx_ref, dw_ref)):
+        assert relative_error(actual, expected) <= 1e-4
+
+
+def flax_conv_and_input(padding, strides):
+    conv = layers.Conv(6, (5, 5), strides=strides, padding=padding)
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((3, 15, 14, 2)), jnp.float32)
+    return conv, x, conv.init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize("padding,strides", [("SAME", 1), ("SAME", 2), ("VALID", 1), (2, 2)])
+def test_flax_layer_with_plans_matches_nn_conv(padding, strides):
+    conv, x, variables = flax_conv_and_input(padding, strides)
+    plain = nn.Conv(6, (5, 5), strides=strides, padding=padding)
+
+    def loss(module, variables):
+        return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+    expected_loss, expected_grads = jax.value_and_grad(lambda v: loss(plain, v))(variables)
+    with fast_conv.collecting() as found:
+        jax.eval_shape(lambda v: loss(conv, v), variables)
+    assert len(found) == 1
+    plans = {key: Plan("taps", "col2im", "im2col") for key in found}
+    with fast_conv.use_plans(plans):  # traced, so compiled, within the block
+        actual_loss, actual_grads = jax.jit(jax.value_and_grad(lambda v: loss(conv, v)))(variables)
+    assert abs(float(actual_loss - expected_loss)) <= 1e-4 * abs(float(expected_loss))
+    for actual, expected in zip(jax.tree.leaves(actual_grads), jax.tree.leaves(expected_grads)):
+        assert relative_error(actual, expected) <= 1e-4
+
+
+def test_unplanned_and_unplanable_convolutions_are_xla():
+    # No plan in force: exactly lax's result (same program).
+    conv, x, variables = flax_conv_and_input("SAME", 1)
+    plain = nn.Conv(6, (5, 5), padding="SAME")
+    np.testing.assert_array_equal(conv.apply(variables, x), plain.apply(variables, x))
+    # 1-D, grouped and input-dilated convolutions are never collected (XLA computes them).
+    with fast_conv.collecting() as found:
+        jax.eval_shape(lambda: layers.Conv(4, (3,)).init(jax.random.PRNGKey(0), x[:, 0]))
+        jax.eval_shape(
+            lambda: layers.Conv(4, (3, 3), feature_group_count=2).init(jax.random.PRNGKey(0), x)
+        )
+        jax.eval_shape(
+            lambda: layers.Conv(4, (3, 3), input_dilation=2, padding=((1, 1), (1, 1))).init(
+                jax.random.PRNGKey(0), x
+            )
+        )
+    assert not found
+
+
+def test_unknown_formulation_is_named():
+    with pytest.raises(ValueError, match="unknown kernel_grad formulation 'winograd'"):
+        Plan(kernel_grad="winograd")
+
+
+@pytest.mark.parametrize("plan", [Plan("taps", "col2im", "taps"), Plan("im2col", "xla", "im2col")])
+def test_lenet5_gradients_with_every_convolution_planned(plan):
+    model = models.create("lenet5", num_classes=10)
+    images = jnp.asarray(np.random.default_rng(3).standard_normal((8, 28, 28, 1)), jnp.float32)
+    labels = jnp.arange(8) % 10
+    variables = model.init(jax.random.PRNGKey(0), images, train=False)
+
+    def loss(params):
+        logits = model.apply({**variables, "params": params}, images, train=False)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+    expected = jax.grad(loss)(variables["params"])
+    with fast_conv.collecting() as found:
+        jax.eval_shape(loss, variables["params"])
+    assert len(found) == 2  # conv1 and conv2
+    with fast_conv.use_plans(dict.fromkeys(found, plan)):
+        actual = jax.jit(jax.grad(loss))(variables["params"])
+    flat_expected = dict(jax.tree_util.tree_leaves_with_path(expected))
+    for path, leaf in jax.tree_util.tree_leaves_with_path(actual):
+        assert relative_error(leaf, flat_expected[path]) <= 1e-4, jax.tree_util.keystr(path)
