@@ -13,6 +13,7 @@ same choices without measuring again. On several processes, process 0's choices 
 everywhere (the programs must be identical).
 """
 
+import fcntl
 import json
 import math
 import os
@@ -186,14 +187,13 @@ def plan(
             plans[key] = own.get(name, cached.get(name))
         else:
             plans[key], timings[name] = measure(*key)
+    if use_cache and jax.process_index() == 0 and set(map(_file_key, keys)) - set(cached):
+        plans = _merge_into_cache(plans, timings)
     if jax.process_count() > 1:
         plans = _agree_across_processes(keys, plans)
     named = {_file_key(key): value for key, value in plans.items()}
-    if jax.process_index() == 0:
-        if path is not None and set(named) - set(own):
-            write_file(path, {**named, **own}, timings)
-        if use_cache and set(named) - set(cached):
-            _write_cache(named, timings)
+    if jax.process_index() == 0 and path is not None and set(named) - set(own):
+        write_file(path, {**named, **own}, timings)
     if log is not None:
         faster = sum(value != fast_conv.XLA_PLAN for value in plans.values())
         log(
@@ -211,11 +211,19 @@ def _read_cache() -> dict[str, Plan]:
         return {}
 
 
-def _write_cache(named: dict[str, Plan], timings: dict[str, dict]) -> None:
+def _merge_into_cache(plans: dict[Key, Plan], timings: dict[str, dict]) -> dict[Key, Plan]:
+    """Writes the measured plans into the machine's file and returns `plans`, with the plan of
+    any shape another run wrote there meanwhile in place of this run's measurement: every run
+    of a shape on this machine then computes it the same way (the first measurement stays)."""
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Entries another run wrote meanwhile are kept: the first measurement of a shape stays.
-        write_file(path, {**named, **_read_cache()}, timings)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # read, merge and write as one step
+            cached = _read_cache()
+            plans = {key: cached.get(_file_key(key), value) for key, value in plans.items()}
+            named = {_file_key(key): value for key, value in plans.items()}
+            write_file(path, {**named, **cached}, timings)
     except OSError:
         pass  # an unwritable cache costs only a measurement next time
+    return plans

@@ -75,3 +75,20 @@ def test_an_unreadable_plan_file_is_named_with_the_fix(tmp_path, cache):
 def test_a_function_without_convolutions_needs_no_plan(tmp_path, cache):
     assert conv_planning.plan(lambda x: x * 2, IMAGES, path=tmp_path / "run.json") == {}
     assert not (tmp_path / "run.json").exists()
+
+
+def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypatch):
+    # Two runs measuring the same shapes at once must still compute them the same way.
+    theirs = fast_conv.Plan("taps", "col2im", "taps")
+    measure = conv_planning.measure
+
+    def measured_while_another_run_wrote(geometry, dtype):
+        name = conv_planning._file_key((geometry, dtype))
+        conv_planning.write_file(cache, {**conv_planning._read_cache(), name: theirs}, {})
+        return measure(geometry, dtype)
+
+    monkeypatch.setattr(conv_planning, "measure", measured_while_another_run_wrote)
+    cache.parent.mkdir(parents=True)
+    plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    assert set(plans.values()) == {theirs}
+    assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {theirs}
