@@ -61,12 +61,22 @@ def _role_function(role: str, formulation: str, geometry: Geometry):
     return (lambda x, dy: fn(x, dy, geometry)), (geometry.input_shape, output_shape)
 
 
-def time_formulation(
-    role: str, formulation: str, geometry: Geometry, dtype: str, beaten_at: float = math.inf
-) -> float:
-    """Best-of-a-few seconds of one product, compiled alone, after a warm-up run; a warm-up
-    slower than twice `beaten_at` (the best time so far) is not repeated."""
-    fn, shapes = _role_function(role, formulation, geometry)
+def _layer_function(plan: Plan, geometry: Geometry):
+    """(function of three arrays, their shapes): the layer's output and both gradients, as a
+    training step computes them with `plan`."""
+
+    def layer(x, w, dy):
+        y, vjp = jax.vjp(lambda x, w: fast_conv.planned_conv(x, w, geometry, plan), x, w)
+        return (y, *vjp(dy))
+
+    batch = geometry.input_shape[0]
+    output_shape = (batch, *geometry.output_size, geometry.kernel_shape[-1])
+    return layer, (geometry.input_shape, geometry.kernel_shape, output_shape)
+
+
+def _best_time(fn, shapes, dtype: str, beaten_at: float) -> float:
+    """Best-of-a-few seconds of `fn` on random arrays of `shapes`, compiled alone, after a
+    warm-up run; a warm-up slower than twice `beaten_at` is not repeated."""
     rng = np.random.default_rng(0)
     with jax.ensure_compile_time_eval():  # runs for real even when called while tracing
         args = [jnp.asarray(rng.standard_normal(shape), dtype) for shape in shapes]
@@ -85,8 +95,20 @@ def time_formulation(
     return best
 
 
+def time_formulation(
+    role: str, formulation: str, geometry: Geometry, dtype: str, beaten_at: float = math.inf
+) -> float:
+    """Best-of-a-few seconds of one product of `geometry` computed by `formulation`."""
+    return _best_time(*_role_function(role, formulation, geometry), dtype, beaten_at)
+
+
 def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
-    """The fastest formulation of each product, and every measured time in seconds."""
+    """The fastest formulation of each product, and every measured time in seconds.
+
+    Products timed alone can mislead (what one formulation leaves in memory, another reads),
+    so a plan that is not all XLA's is kept only if the whole layer, output and both
+    gradients, is faster with it than with XLA's convolution.
+    """
     choice, timings = {}, {}
     for role, options in fast_conv.candidates(geometry).items():
         timings[role] = {}
@@ -94,7 +116,14 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
             best = min(timings[role].values(), default=math.inf)
             timings[role][formulation] = time_formulation(role, formulation, geometry, dtype, best)
         choice[role] = min(timings[role], key=timings[role].get)
-    return Plan(**choice), timings
+    plan = Plan(**choice)
+    if plan != fast_conv.XLA_PLAN:
+        xla = _best_time(*_layer_function(fast_conv.XLA_PLAN, geometry), dtype, math.inf)
+        planned = _best_time(*_layer_function(plan, geometry), dtype, xla)
+        timings["layer"] = {"xla": xla, "planned": planned}
+        if planned >= xla:
+            plan = fast_conv.XLA_PLAN
+    return plan, timings
 
 
 def cache_path() -> pathlib.Path:

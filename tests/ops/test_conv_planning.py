@@ -36,6 +36,10 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(tmp_path, ca
     entries = json.loads((tmp_path / "run.json").read_text())["plans"]
     assert len(entries) == 2
     for entry in entries.values():
+        layer = entry["seconds"].get("layer")
+        if layer and layer["planned"] >= layer["xla"]:  # the whole layer was not faster
+            assert all(entry[role] == "xla" for role in conv_planning.ROLES)
+            continue
         for role in conv_planning.ROLES:
             seconds = entry["seconds"][role]
             assert entry[role] == min(seconds, key=seconds.get)
