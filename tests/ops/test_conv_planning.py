@@ -96,3 +96,26 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
     plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert set(plans.values()) == {theirs}
     assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {theirs}
+
+
+@pytest.mark.parametrize("layer_planned,expected", [(2.0, "xla"), (0.5, "taps")])
+def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_planned, expected):
+    geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    # Products alone: 'taps' wins the forward pass; the layer as a whole decides.
+    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0}
+    monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *rest: alone[f])
+    whole = {fast_conv.XLA_PLAN: 1.0}
+    monkeypatch.setattr(
+        conv_planning,
+        "_best_time",
+        lambda fn, shapes, dtype, beaten: whole.get(fn.plan, layer_planned),
+    )
+    monkeypatch.setattr(conv_planning, "_layer_function", lambda plan, g: (_Tagged(plan), None))
+    plan, timings = conv_planning.measure(geometry, "float32")
+    assert plan.forward == expected
+    assert timings["layer"] == {"xla": 1.0, "planned": layer_planned}
+
+
+class _Tagged:
+    def __init__(self, plan):
+        self.plan = plan
