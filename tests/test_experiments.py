@@ -22,6 +22,9 @@ SHORT = {
     "log_every_steps": "1",
     "eval_every_steps": "2",
     "checkpoint_every_steps": "2",
+    # Measuring each shape's convolution formulations costs more than two steps; the planned
+    # path is tested in tests/ops and through launch.py (tests/train/test_launch.py).
+    "fast_conv": "False",
 }
 MOCK = {"data.in_memory": "False", "data.image_size": "32"}
 

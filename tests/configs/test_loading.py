@@ -89,4 +89,4 @@ def test_variant_string_reaches_get_config(tmp_path):
 
 def test_variant_on_a_config_without_variants_is_refused():
     with pytest.raises(loading.ConfigError, match="takes no"):
-        loading.load(str(ROOT / "experiments" / "lenet5_mnist.py") + ":depth=3")
+        loading.load(str(ROOT / "experiments" / "count_coins.py") + ":depth=3")
