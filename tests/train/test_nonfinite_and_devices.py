@@ -31,6 +31,7 @@ def short_config(**overrides):
         "checkpoint_every_steps": "4",
         "log_every_steps": "4",
         "eval_every_steps": "100",
+        "fast_conv": "False",  # planned convolutions: tests/ops and test_launch.py
         **overrides,
     }
     for key, value in settings.items():
@@ -114,6 +115,7 @@ def launch(workdir, devices, steps):
     args = [
         "--config",
         "experiments/lenet5_mnist.py",
+        "--config.fast_conv=False",
         "--config.batch_size=16",
         "--config.eval_batch_size=200",
         "--config.report=False",
