@@ -51,7 +51,8 @@ def get_config(arg=None):
     config.checkpoint_every_steps = int(options["steps"])
     if options["mode"] != "scratch":
         # The frozen backbone's pooled features vary little on digits (standard deviation about
-        # 0.08), so a head alone needs ten times the steps of the whole network to learn.
+        # 0.08), so a head alone needs a ten times larger step than the whole network (at 1e-3
+        # it reached 30% in 400 steps).
         config.learning_rate = 1e-2
         config.transfer.source = f"checkpoint:{options['pretrained']}"
         config.transfer.dont_load = ("head/.*",)

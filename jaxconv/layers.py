@@ -29,8 +29,8 @@ class Conv(nn.Conv):
 class ConvTranspose(nn.ConvTranspose):
     """Flax's transposed convolution, same parameters and outputs; the 2x2 stride-2 'VALID'
     case (U-Net's up-convolution) is computed as what it is, one matrix product per pixel and
-    a depth-to-space reshape, which XLA:CPU runs several times faster than a transposed
-    convolution (benchmarks/train_throughput.py, U-Net)."""
+    a depth-to-space reshape, where XLA:CPU would run a transposed convolution (the slow spot
+    of U-Net's step in the measured leads)."""
 
     @nn.compact
     def __call__(self, inputs: Array) -> Array:
