@@ -201,7 +201,7 @@ def imagenet_resnet(stage_sizes: Sequence[int], block_cls: ModuleDef, residual: 
 def cifar_resnet(depth: int, residual: bool = True):
     """ResNet of depth 6n + 2 for 32x32 input (He et al. 2016, Sec. 4.2), 10 classes by default."""
     if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
+        raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (8, 20, 32, ..., 110), got {depth}")
     blocks = (depth - 2) // 6
     return functools.partial(
         ResNet,
@@ -222,7 +222,8 @@ IMAGENET_STAGE_SIZES = {
     101: ((3, 4, 23, 3), Bottleneck),
     152: ((3, 8, 36, 3), Bottleneck),
 }
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)
+# 8 (one block a stage) is not in the paper: the smallest of the family, for quick runs and tests.
+CIFAR_DEPTHS = (8, 20, 32, 44, 56, 110)
 
 ResNet18 = imagenet_resnet(*IMAGENET_STAGE_SIZES[18])
 ResNet34 = imagenet_resnet(*IMAGENET_STAGE_SIZES[34])

@@ -65,6 +65,15 @@ def test_cifar_resnets_match_he_et_al_table_6(name, millions):
     assert round(total / 1e6, 2 if millions < 1 else 1) == millions
 
 
+def test_resnet8_counted_by_hand():
+    # Stem 3->16, then one basic block a stage (two 3x3 convolutions, each with batch norm),
+    # zero-padded shortcuts (no parameters), the 64->10 classifier.
+    convolutions = [(3, 16), (16, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+    expected = sum(9 * i * o + 2 * o for i, o in convolutions) + 64 * 10 + 10
+    model = models.create("resnet8", num_classes=10)
+    assert count(parameter_tree(model, (1, 32, 32, 3))) == expected == 75_290
+
+
 def test_dncnn_has_the_papers_size():
     # conv 1->64 with bias, 15 x (conv 64->64 + batch norm), conv 64->1: 0.556M (Zhang et al.).
     expected = (9 * 64 + 64) + 15 * (9 * 64 * 64 + 2 * 64) + 9 * 64
