@@ -8,6 +8,7 @@ DIR/report/index.html (`--config.report=False` skips it).
 
     python launch.py report --workdir DIR          # (re)draws a run's report
     python launch.py compare DIR DIR ... [--out OUT]  # one plot and table over several runs
+    python launch.py export --workdir DIR --out OUT  # config + trained variables, to commit
 """
 
 import argparse
@@ -78,6 +79,30 @@ def compare_main(argv: list[str]) -> int:
     return 0
 
 
+def export_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch.py export",
+        description="Writes a run's config and trained variables (no optimizer state) to a "
+        "folder that restore.load_run reads as it reads the workdir.",
+    )
+    parser.add_argument("--workdir", required=True, help="the run's --workdir")
+    parser.add_argument("--out", required=True, help="the folder to write")
+    parser.add_argument("--step", type=int, default=None, help="default: the newest checkpoint")
+    parser.add_argument(
+        "--dtype", default="float16", choices=("float16", "float32"), help="how floats are stored"
+    )
+    options = parser.parse_args(argv)
+    from jaxconv.train import restore
+
+    try:
+        path = restore.export_run(options.workdir, options.out, options.step, options.dtype)
+    except FileNotFoundError as error:
+        print(f"launch.py export: error: {error}", file=sys.stderr)
+        return 2
+    print(f"Exported: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 def _write_report(workdir: str, max_examples: int = 1000) -> int:
     if not os.path.isdir(workdir):
         print(f"launch.py report: error: workdir {workdir} does not exist.", file=sys.stderr)
@@ -90,7 +115,7 @@ def _write_report(workdir: str, max_examples: int = 1000) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"report": report_main, "compare": compare_main}
+    commands = {"report": report_main, "compare": compare_main, "export": export_main}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     try:

@@ -15,7 +15,7 @@ from jaxconv.configs import base, loading
 
 
 def get_config(arg=None):
-    options = loading.parse_variant(arg, {"sigma": 25.0, "steps": 20_000})
+    options = loading.parse_variant(arg, {"sigma": 25.0, "steps": 20_000, "init": ""})
     config = base.get_config()
     config.task = "denoising"
     config.denoising.predicts_noise = True
@@ -38,4 +38,9 @@ def get_config(arg=None):
     config.eval_every_steps = 1000
     config.checkpoint_every_steps = 500
     config.best_metric = "test_psnr"
+    if options["init"]:
+        # Start from another run's weights (the sigma-25 model for sigma 50, say): every
+        # layer, the output convolution too, since both runs predict the noise.
+        config.transfer.source = f"checkpoint:{options['init']}"
+        config.transfer.dont_load = ()
     return config

@@ -54,6 +54,7 @@ def _data() -> ml_collections.ConfigDict:
         "num_test_examples": int,
         "canvas_size": int,
         "items_per_canvas": tuple,
+        "train_items_per_canvas": tuple,
         "scale_range": tuple,
         "item_dataset": str,
         "patch_size": int,

@@ -1,7 +1,8 @@
 """Scattered digits: a segmentation set of real MNIST (or Fashion-MNIST) items placed at random
 positions and scales on a larger canvas, with a per-pixel class map.
 
-Each canvas holds `items_per_canvas` items (default 1 to 3), each zoomed by a factor drawn from
+Each canvas holds `items_per_canvas` items (default 1 to 3; training canvases may hold another
+number, `train_items_per_canvas`, for more items seen per step), each zoomed by a factor drawn from
 `scale_range` (default 0.7-1.3, linear interpolation, `scipy.ndimage.zoom`) and placed wholly
 inside the canvas (default 64x64, any size that fits the largest item). The label map is
 `class + 1` where an item is brighter than `THRESHOLD` of its own maximum, and 0 (background)
@@ -129,14 +130,18 @@ def load(
     *,
     canvas_size: int | tuple[int, int] = CANVAS_SIZE,
     items_per_canvas: int | tuple[int, int] = ITEMS_PER_CANVAS,
+    train_items_per_canvas: int | tuple[int, int] | None = None,
     scale_range: float | tuple[float, float] = SCALE_RANGE,
     item_dataset: str = "mnist_5k",
     num_train_examples: int = NUM_EXAMPLES["train"],
     num_test_examples: int = NUM_EXAMPLES["test"],
     seed: int = 0,
 ) -> ScatteredDigits:
-    """The `split` of scattered digits; `data_dir` is where `fashion_mnist` items are found."""
+    """The `split` of scattered digits; `data_dir` is where `fashion_mnist` items are found.
+    Training canvases hold `train_items_per_canvas` items when given, else `items_per_canvas`."""
     items = _items(item_dataset, split, data_dir)
+    if split == "train" and train_items_per_canvas is not None:
+        items_per_canvas = train_items_per_canvas
     num_examples = {"train": num_train_examples, "test": num_test_examples}[split]
     return ScatteredDigits(
         items.images,

@@ -163,6 +163,7 @@ def write_file(path: pathlib.Path, plans: dict[str, Plan], timings: dict[str, di
         "cpu": platform.cpu_model(),
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "formulations": _formulations(),  # what the choices were made among
         "plans": entries,
     }
     temporary = path.with_suffix(".tmp")
@@ -234,10 +235,19 @@ def plan(
 
 
 def _read_cache() -> dict[str, Plan]:
+    """The machine's plans, if they were chosen among today's formulations; a file written
+    before a formulation was added holds choices made without it, which are measured again."""
+    path = cache_path()
     try:
-        return read_file(cache_path())
+        if json.loads(path.read_text()).get("formulations") != _formulations():
+            return {}
+        return read_file(path)
     except (OSError, ValueError):  # a cache that cannot be read is measured again
         return {}
+
+
+def _formulations() -> dict[str, list[str]]:
+    return {role: list(fast_conv.FORMULATIONS[role]) for role in ROLES}
 
 
 def _merge_into_cache(plans: dict[Key, Plan], timings: dict[str, dict]) -> dict[Key, Plan]:

@@ -72,3 +72,12 @@ def test_batches_through_the_pipeline_move_image_and_label_together():
     batch = dataset[1]
     assert batch["image"].shape == (16, 32, 32, 1) and batch["label"].shape == (16, 32, 32)
     assert (batch["image"][..., 0][batch["label"] > 0] > 0).all()
+
+
+def test_training_canvases_may_hold_another_number_of_items_than_test_ones():
+    options = dict(canvas_size=96, items_per_canvas=1, train_items_per_canvas=(3, 3))
+    train, test = _source("train", **options), _source("test", **options)
+    assert (train.items_per_canvas, test.items_per_canvas) == ((3, 3), (1, 1))
+    classes = [len(np.unique(c["label"][c["label"] > 0])) for c in (train[i] for i in range(20))]
+    assert max(classes) == 3
+    assert all(len(np.unique(test[i]["label"][test[i]["label"] > 0])) == 1 for i in range(20))

@@ -60,6 +60,25 @@ def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
     assert (tmp_path / "new.json").exists()
 
 
+def test_machine_plans_chosen_among_fewer_formulations_are_measured_again(
+    tmp_path, cache, monkeypatch
+):
+    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    document = json.loads(cache.read_text())
+    document["formulations"]["forward"].remove("winograd")  # as written before it existed
+    cache.write_text(json.dumps(document))
+    measured = []
+    real_measure = conv_planning.measure
+    monkeypatch.setattr(
+        conv_planning, "measure", lambda *key: measured.append(key) or real_measure(*key)
+    )
+    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    assert len(measured) == 2
+    # The run's own file is never second-guessed: a resumed run computes what it did.
+    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    assert len(measured) == 2
+
+
 def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
     plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     forced = {
@@ -102,7 +121,7 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
 def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_planned, expected):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     # Products alone: 'taps' wins the forward pass; the layer as a whole decides.
-    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0}
+    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0, "winograd": 3.0}
     monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *rest: alone[f])
     whole = {fast_conv.XLA_PLAN: 1.0}
     monkeypatch.setattr(

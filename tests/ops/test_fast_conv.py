@@ -14,6 +14,7 @@ from jaxconv.ops.fast_conv import Geometry, Plan
 
 # (input NHWC, kernel HWIO, strides, padding, dilation): LeNet's tiny channel counts, ResNet's
 # 3x3, its stride-2 1x1 shortcut and 7x7 stem, odd sizes, asymmetric and over-wide padding.
+# Each geometry tests every formulation that `candidates` offers for it.
 GEOMETRIES = {
     "lenet_conv1": ((4, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2)), (1, 1)),
     "lenet_conv2": ((4, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0), (0, 0)), (1, 1)),
@@ -25,6 +26,10 @@ GEOMETRIES = {
     "dilated": ((2, 12, 12, 4), (3, 3, 4, 5), (1, 1), ((2, 2), (2, 2)), (2, 2)),
     "wide_padding_1x1": ((2, 5, 5, 3), (1, 1, 3, 4), (1, 1), ((1, 2), (2, 1)), (1, 1)),
     "rectangular_strides": ((2, 10, 9, 3), (3, 2, 3, 4), (2, 1), ((1, 0), (0, 1)), (1, 1)),
+    # Winograd's 2x2 output tiles on odd output sizes, and on padding wider than the kernel's
+    # reach on one side and none on the other.
+    "winograd_odd_valid": ((2, 9, 8, 5), (3, 3, 5, 6), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    "winograd_asymmetric": ((2, 6, 11, 4), (3, 3, 4, 3), (1, 1), ((0, 3), (1, 0)), (1, 1)),
 }
 
 
@@ -148,8 +153,8 @@ def test_unplanned_and_unplanable_convolutions_are_xla():
 
 
 def test_unknown_formulation_is_named():
-    with pytest.raises(ValueError, match="unknown kernel_grad formulation 'winograd'"):
-        Plan(kernel_grad="winograd")
+    with pytest.raises(ValueError, match="unknown kernel_grad formulation 'fft'"):
+        Plan(kernel_grad="fft")
 
 
 @pytest.mark.parametrize("plan", [Plan("taps", "col2im", "taps"), Plan("im2col", "xla", "im2col")])
@@ -172,3 +177,16 @@ def test_lenet5_gradients_with_every_convolution_planned(plan):
     flat_expected = dict(jax.tree_util.tree_leaves_with_path(expected))
     for path, leaf in jax.tree_util.tree_leaves_with_path(actual):
         assert relative_error(leaf, flat_expected[path]) <= 1e-4, jax.tree_util.keystr(path)
+
+
+def test_a_plan_that_cannot_compute_its_shape_is_refused():
+    # Winograd's F(2x2, 3x3) computes 3x3 stride-1 convolutions only: a plan file that names it
+    # for a 5x5 layer is refused rather than computing something else.
+    x = jnp.zeros((2, 12, 12, 3))
+    conv = layers.Conv(4, (5, 5))
+    variables = jax.eval_shape(lambda: conv.init(jax.random.PRNGKey(0), x))
+    with fast_conv.collecting() as found:
+        jax.eval_shape(lambda v: conv.apply(v, x), variables)
+    with fast_conv.use_plans(dict.fromkeys(found, Plan(forward="winograd"))):
+        with pytest.raises(ValueError, match="cannot compute that shape"):
+            jax.eval_shape(lambda v: conv.apply(v, x), variables)

@@ -1,0 +1,48 @@
+"""The denoising table's geometric self-ensemble turns every view back to the image's frame."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from jaxconv.data.noisy_patches import dihedral
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location(
+    "denoise_table", ROOT / "benchmarks" / "denoise_table.py"
+)
+denoise_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(denoise_table)
+
+
+def network(denoise):
+    """A table network whose forward pass is `denoise` (no trained model needed)."""
+    stub = object.__new__(denoise_table.Network)
+    stub.denoise = denoise
+    return stub
+
+
+@pytest.mark.parametrize("choice", range(8))
+def test_undo_dihedral_inverts_each_view_of_a_non_square_image(choice):
+    image = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(
+        denoise_table.undo_dihedral(dihedral(image, choice), choice), image
+    )
+
+
+def test_self_ensemble_of_an_equivariant_filter_is_the_filter():
+    image = np.random.default_rng(0).normal(size=(6, 9))
+    box = network(lambda x: ndimage.uniform_filter(x, 3, mode="reflect"))
+    np.testing.assert_allclose(box(image), ndimage.uniform_filter(image, 3, mode="reflect"))
+
+
+def test_self_ensemble_averages_a_shift_over_the_four_directions():
+    # A one-pixel shift to the right, seen in the 8 views, is a shift in each of the four
+    # directions of the original image, twice each.
+    image = np.random.default_rng(1).normal(size=(5, 7))
+    shifted = network(lambda x: np.roll(x, 1, axis=1))
+    expected = sum(np.roll(image, s, axis=a) for s in (1, -1) for a in (0, 1)) / 4
+    np.testing.assert_allclose(shifted(image), expected)
+    np.testing.assert_array_equal(shifted(image, self_ensemble=False), np.roll(image, 1, axis=1))

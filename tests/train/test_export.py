@@ -1,0 +1,52 @@
+"""An exported run holds the trained variables (rounded to float16 by default), no optimizer
+state, and loads as its workdir does."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxconv.train import loop, restore
+from jaxconv.train.checkpoint import read_state
+
+
+@pytest.fixture
+def trained(tmp_path, digits_config):
+    loop.run(digits_config(4), tmp_path / "run")
+    return tmp_path / "run"
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float16", 1e-3), ("float32", 0)])
+def test_export_keeps_the_evaluation_variables(trained, tmp_path, dtype, rtol):
+    path = restore.export_run(trained, tmp_path / "model", dtype=dtype)
+    saved = read_state(trained)
+    _, model, exported = restore.load_run(tmp_path / "model", num_outputs=10)
+    assert set(exported) == {"params"}  # no optimizer state travels
+    for got, want in zip(leaves(exported["params"]), leaves(saved["params"]), strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7 if rtol else 0)
+    images = np.random.default_rng(0).random((3, 8, 8, 1), np.float32)
+    _, _, original = restore.load_run(trained, num_outputs=10)
+    np.testing.assert_allclose(
+        model.apply(exported, images, train=False),
+        model.apply(original, images, train=False),
+        rtol=10 * rtol,
+        atol=1e-3 if rtol else 1e-6,
+    )
+    float32_bytes = sum(x.nbytes for x in leaves(saved["params"]))
+    assert path.stat().st_size < (0.6 if dtype == "float16" else 1.1) * float32_bytes
+
+
+def test_a_damaged_export_is_reported(trained, tmp_path):
+    path = restore.export_run(trained, tmp_path / "model")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not an exported jaxconv model"):
+        restore.load_run(tmp_path / "model", num_outputs=10)
+
+
+def test_export_of_a_folder_that_is_no_run_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="jaxconv run's workdir"):
+        restore.export_run(tmp_path, tmp_path / "model")
