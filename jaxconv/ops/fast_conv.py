@@ -316,6 +316,19 @@ def _combine(parts: Sequence[jax.Array], rows) -> list[jax.Array]:
     return out
 
 
+def _tile_rows(a: jax.Array, axis: int, tiles: int) -> list[jax.Array]:
+    """Row i = 0..3 (along `axis`) of every 4-long, stride-2 tile, `tiles` of them: a[2t + i].
+    Two contiguous slices split into pairs, so no strided gather."""
+
+    def pairs(start):
+        part = lax.slice_in_dim(a, start, start + 2 * tiles, axis=axis)
+        return part.reshape(*part.shape[:axis], tiles, 2, *part.shape[axis + 1 :])
+
+    low, high = pairs(0), pairs(2)
+    pick = lambda b, k: lax.index_in_dim(b, k, axis=axis + 1, keepdims=False)  # noqa: E731
+    return [pick(low, 0), pick(low, 1), pick(high, 0), pick(high, 1)]
+
+
 def forward_winograd(x, w, geometry: Geometry) -> jax.Array:
     batch, _, _, channels = x.shape
     features = w.shape[-1]
@@ -328,11 +341,9 @@ def forward_winograd(x, w, geometry: Geometry) -> jax.Array:
     extra_h = 2 * tiles_h + 2 - (height + low_h + high_h)
     extra_w = 2 * tiles_w + 2 - (width + low_w + high_w)
     padded = _pad_spatial(x, ((low_h, high_h + extra_h), (low_w, high_w + extra_w)))
-    rows = [padded[:, i : i + 2 * tiles_h : 2] for i in range(4)]  # tile row i of every tile
     transformed = []
-    for row in _combine(rows, WINOGRAD_BT):
-        columns = [row[:, :, j : j + 2 * tiles_w : 2] for j in range(4)]
-        transformed.extend(_combine(columns, WINOGRAD_BT))
+    for row in _combine(_tile_rows(padded, 1, tiles_h), WINOGRAD_BT):
+        transformed.extend(_combine(_tile_rows(row, 2, tiles_w), WINOGRAD_BT))
     tiles = jnp.stack(transformed).reshape(16, batch * tiles_h * tiles_w, channels)
     g = jnp.asarray(WINOGRAD_G, w.dtype)
     kernel = jnp.einsum("ai,bj,ijco->abco", g, g, w).reshape(16, channels, features)
@@ -340,11 +351,12 @@ def forward_winograd(x, w, geometry: Geometry) -> jax.Array:
         tiles, kernel, (((2,), (1,)), ((0,), (0,))), preferred_element_type=jnp.float32
     ).astype(x.dtype)
     products = products.reshape(4, 4, batch, tiles_h, tiles_w, features)
-    blocks = []
+    rows = []
     for row in _combine(list(products), WINOGRAD_AT):
-        blocks.append(jnp.stack(_combine([row[j] for j in range(4)], WINOGRAD_AT)))
-    y = jnp.stack(blocks)  # (2, 2, N, tiles_h, tiles_w, O)
-    y = y.transpose(2, 3, 0, 4, 1, 5).reshape(batch, 2 * tiles_h, 2 * tiles_w, features)
+        # Output (2t + r, 2u + c) of block (t, u): the pair axes sit right after t and u.
+        rows.append(jnp.stack(_combine([row[j] for j in range(4)], WINOGRAD_AT), axis=3))
+    y = jnp.stack(rows, axis=2)  # (N, tiles_h, 2, tiles_w, 2, O)
+    y = y.reshape(batch, 2 * tiles_h, 2 * tiles_w, features)
     return y[:, :out_height, :out_width]
 
 
