@@ -67,7 +67,8 @@ class Network:
 
         self.workdir = workdir
         self.config, model, self.variables = restore.load_run(workdir, num_outputs=1)
-        self.multiple = 2 ** (self.config.model.depth or 0) if "unet" in model.name else 1
+        unet = "unet" in self.config.model.name
+        self.multiple = 2 ** (self.config.model.depth or 0) if unet else 1
         self.apply = jax.jit(lambda variables, x: model.apply(variables, x, train=False))
 
     def __call__(self, noisy: np.ndarray, self_ensemble: bool = True) -> np.ndarray:
