@@ -46,3 +46,21 @@ def test_self_ensemble_averages_a_shift_over_the_four_directions():
     expected = sum(np.roll(image, s, axis=a) for s in (1, -1) for a in (0, 1)) / 4
     np.testing.assert_allclose(shifted(image), expected)
     np.testing.assert_array_equal(shifted(image, self_ensemble=False), np.roll(image, 1, axis=1))
+
+
+@pytest.mark.parametrize(
+    "folder", sorted(p.name for p in denoise_table.TRAINED.iterdir() if p.is_dir())
+)
+def test_each_committed_model_denoises_a_photograph_it_never_saw(folder):
+    # A crop of `coins`, a test photograph, at the model's own sigma: every committed model must
+    # load from its float16 export and clean far beyond the noisy input (the README's tables
+    # show 8-13 dB on whole photographs).
+    from jaxconv.data import noisy_patches
+
+    network_ = denoise_table.Network(denoise_table.TRAINED / folder)
+    sigma = network_.config.data.sigma
+    clean = noisy_patches.photo("coins")[100:196, 150:246].astype(np.float64) / 255.0
+    noisy = denoise_table.noisy_image(clean, sigma, 2)
+    noisy_psnr, _ = denoise_table.scores(noisy, clean)
+    denoised_psnr, _ = denoise_table.scores(network_(noisy, self_ensemble=False), clean)
+    assert denoised_psnr > noisy_psnr + 5.0, (folder, noisy_psnr, denoised_psnr)
