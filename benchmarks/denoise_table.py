@@ -10,9 +10,10 @@ DnCNN and U-Net. jaxconv's models are read from `runs/dncnn_denoise` and `runs/u
 (sigma 25) and `runs/dncnn_denoise50` and `runs/unet_denoise50` (sigma 50): train them with
 experiments/dncnn_denoise.py and experiments/unet_denoise.py. A model not trained there is read
 from benchmarks/trained, where the models behind the README's table are committed; one in
-neither is left out. Each network's estimate is the mean over the image's 8 flips and
-rotations (the geometric self-ensemble), unless `--no-self-ensemble`. `--json` prints
-{sigma: {method: mean PSNR over the photographs}}.
+neither is left out of the table (and is null in the JSON). Each network's estimate is the
+mean over the image's 8 flips and rotations (the geometric self-ensemble), unless
+`--no-self-ensemble`. `--json` prints {sigma: {method: mean PSNR over the photographs}}, every
+method of METHODS a key.
 """
 
 import argparse
@@ -113,6 +114,8 @@ def networks(runs: pathlib.Path, sigma: float) -> dict:
                 found[method] = Network(workdir)
                 print(f"sigma {sigma:g}, {method}: {workdir}", file=sys.stderr)
                 break
+        else:
+            print(f"sigma {sigma:g}, {method}: no trained model, left out", file=sys.stderr)
     return found
 
 
@@ -160,6 +163,14 @@ def table(sigmas, runs: pathlib.Path, self_ensemble: bool = True) -> dict:
     return results
 
 
+def json_row(rows: dict) -> dict:
+    """{method: mean PSNR} for every method of METHODS, None for a network not trained."""
+    return {
+        method: float(np.mean([v[0] for v in rows[method].values()])) if method in rows else None
+        for method in METHODS
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigmas", default="25,50")
@@ -176,17 +187,7 @@ def main() -> None:
         [float(s) for s in args.sigmas.split(",")], pathlib.Path(args.runs), args.self_ensemble
     )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    sigma: {
-                        method: float(np.mean([v[0] for v in photos.values()]))
-                        for method, photos in rows.items()
-                    }
-                    for sigma, rows in results.items()
-                }
-            )
-        )
+        print(json.dumps({sigma: json_row(rows) for sigma, rows in results.items()}))
         return
     from jaxconv import platform
 

@@ -64,3 +64,15 @@ def test_each_committed_model_denoises_a_photograph_it_never_saw(folder):
     noisy_psnr, _ = denoise_table.scores(noisy, clean)
     denoised_psnr, _ = denoise_table.scores(network_(noisy, self_ensemble=False), clean)
     assert denoised_psnr > noisy_psnr + 5.0, (folder, noisy_psnr, denoised_psnr)
+
+
+def test_json_row_names_every_method_and_nulls_an_untrained_network():
+    rows = {
+        method: {"camera": (20.0, 0.5, 0.1), "page": (23.0, 0.6, 0.1)}
+        for method in denoise_table.METHODS
+        if method != "dncnn"
+    }
+    row = denoise_table.json_row(rows)
+    assert list(row) == list(denoise_table.METHODS)
+    assert row["dncnn"] is None
+    assert row["unet"] == pytest.approx(21.5)
