@@ -32,7 +32,7 @@ def get_config():
     config.segmentation.dice_weight = 0.5
     config.batch_size = 16
     config.eval_batch_size = 248
-    config.learning_rate = 3e-3
+    config.learning_rate = 6e-3
     config.optimizer.name = "adamw"
     config.optimizer.weight_decay = 1e-4
     config.optimizer.warmup_epochs = 0.02
