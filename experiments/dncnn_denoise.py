@@ -2,9 +2,11 @@
 batch norm, predicting the noise. Same data and noise as experiments/unet_denoise.py.
 
     python launch.py --config experiments/dncnn_denoise.py --workdir runs/dncnn_denoise
-    python launch.py --config experiments/dncnn_denoise.py:sigma=50 --workdir runs/dncnn50
+    python launch.py --config experiments/dncnn_denoise.py:sigma=50 --workdir runs/dncnn_denoise50
 
-The paper's recipe (40x40 patches, batch 128, Adam 1e-3 decaying) scaled to a CPU budget.
+The paper's recipe (40x40 patches, batch 128, Adam 1e-3 decaying) scaled to a CPU budget: the
+committed model behind the denoising table is `:steps=1500` (48 minutes on two cores; see
+benchmarks/trained/README.md).
 """
 
 from jaxconv.configs import base, loading

@@ -56,6 +56,8 @@ def _data() -> ml_collections.ConfigDict:
         "items_per_canvas": tuple,
         "train_items_per_canvas": tuple,
         "scale_range": tuple,
+        "train_rotation": float,
+        "train_shear": float,
         "item_dataset": str,
         "patch_size": int,
         "sigma": float,

@@ -4,7 +4,10 @@ positions and scales on a larger canvas, with a per-pixel class map.
 Each canvas holds `items_per_canvas` items (default 1 to 3; training canvases may hold another
 number, `train_items_per_canvas`, for more items seen per step), each zoomed by a factor drawn from
 `scale_range` (default 0.7-1.3, linear interpolation, `scipy.ndimage.zoom`) and placed wholly
-inside the canvas (default 64x64, any size that fits the largest item). The label map is
+inside the canvas (default 64x64, any size that fits the largest item). Training items may also
+be turned by up to `train_rotation` degrees and sheared by up to `train_shear` (a random affine
+map per item, drawn uniformly in each range): new shapes of the same few thousand digits, so that
+a network learns the digits rather than its training glyphs. The label map is
 `class + 1` where an item is brighter than `THRESHOLD` of its own maximum, and 0 (background)
 elsewhere: 11 classes. Where items overlap, the image keeps the brighter pixel and the label
 follows it.
@@ -40,6 +43,8 @@ class ScatteredDigits:
     canvas_size: tuple[int, int] = (CANVAS_SIZE, CANVAS_SIZE)
     items_per_canvas: tuple[int, int] = ITEMS_PER_CANVAS
     scale_range: tuple[float, float] = SCALE_RANGE
+    rotation: float = 0.0  # largest turn of an item, in degrees
+    shear: float = 0.0  # largest shear of an item (columns moved per row)
     seed: int = 0
     stream: int = 0
     name: str = ""
@@ -55,7 +60,19 @@ class ScatteredDigits:
             raise ValueError(
                 f"scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}."
             )
-        largest = [round(size * self.scale_range[1]) for size in self.item_images.shape[1:3]]
+        if not (0 <= self.rotation <= 45 and 0 <= self.shear <= 1):
+            raise ValueError(
+                f"rotation must be in [0, 45] degrees and shear in [0, 1], got {self.rotation} "
+                f"and {self.shear}."
+            )
+        largest = max(
+            (
+                warped_shape(self.item_images.shape[1:3], self.scale_range[1], angle, shear)
+                for angle in (-self.rotation, self.rotation)
+                for shear in (-self.shear, self.shear)
+            ),
+            key=max,
+        )
         if self.canvas_size[0] < largest[0] or self.canvas_size[1] < largest[1]:
             raise ValueError(
                 f"canvas {self.canvas_size[0]}x{self.canvas_size[1]} cannot hold an item zoomed "
@@ -79,7 +96,13 @@ class ScatteredDigits:
         low, high = self.items_per_canvas
         for _ in range(rng.integers(low, high + 1)):
             chosen = rng.integers(len(self.item_images))
-            item = zoomed(self.item_images[chosen, ..., 0], rng.uniform(*self.scale_range))
+            scale = rng.uniform(*self.scale_range)
+            if self.rotation or self.shear:
+                angle = rng.uniform(-self.rotation, self.rotation)
+                shear = rng.uniform(-self.shear, self.shear)
+                item = warped(self.item_images[chosen, ..., 0], scale, angle, shear)
+            else:
+                item = zoomed(self.item_images[chosen, ..., 0], scale)
             top = rng.integers(self.canvas_size[0] - item.shape[0] + 1)
             left = rng.integers(self.canvas_size[1] - item.shape[1] + 1)
             place(image, label, item, int(self.item_labels[chosen]) + 1, top, left)
@@ -91,6 +114,40 @@ def zoomed(item: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return item
     values = ndimage.zoom(item.astype(np.float32), scale, order=1)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def _affine(scale: float, angle: float, shear: float) -> np.ndarray:
+    """The 2x2 map of (row, col) offsets: shear along the columns, then turn by `angle`
+    degrees, then zoom by `scale`."""
+    theta = np.deg2rad(angle)
+    turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return scale * turn @ np.array([[1.0, 0.0], [shear, 1.0]])
+
+
+def warped_shape(shape, scale: float, angle: float, shear: float) -> tuple[int, int]:
+    """The (height, width) of the box that holds an item of `shape` after `warped`, rounded
+    as `scipy.ndimage.zoom` rounds (the same sizes as `zoomed` when there is no turn or shear)."""
+    extent = np.abs(_affine(scale, angle, shear)) @ np.asarray(shape, np.float64)
+    return tuple(max(1, round(size)) for size in extent)
+
+
+def warped(item: np.ndarray, scale: float, angle: float, shear: float) -> np.ndarray:
+    """`item` (uint8) mapped by `_affine(scale, angle, shear)` about its centre (linear
+    interpolation) into the box that holds it, rounded back to uint8."""
+    forward = _affine(scale, angle, shear)
+    out_shape = warped_shape(item.shape, scale, angle, shear)
+    inverse = np.linalg.inv(forward)
+    # Output pixel o reads input pixel inverse @ (o - out_centre) + in_centre.
+    out_centre = (np.asarray(out_shape) - 1) / 2
+    in_centre = (np.asarray(item.shape) - 1) / 2
+    values = ndimage.affine_transform(
+        item.astype(np.float32),
+        inverse,
+        offset=in_centre - inverse @ out_centre,
+        output_shape=out_shape,
+        order=1,
+    )
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
@@ -132,16 +189,21 @@ def load(
     items_per_canvas: int | tuple[int, int] = ITEMS_PER_CANVAS,
     train_items_per_canvas: int | tuple[int, int] | None = None,
     scale_range: float | tuple[float, float] = SCALE_RANGE,
+    train_rotation: float = 0.0,
+    train_shear: float = 0.0,
     item_dataset: str = "mnist_5k",
     num_train_examples: int = NUM_EXAMPLES["train"],
     num_test_examples: int = NUM_EXAMPLES["test"],
     seed: int = 0,
 ) -> ScatteredDigits:
     """The `split` of scattered digits; `data_dir` is where `fashion_mnist` items are found.
-    Training canvases hold `train_items_per_canvas` items when given, else `items_per_canvas`."""
+    Training canvases hold `train_items_per_canvas` items when given, else `items_per_canvas`,
+    turned by up to `train_rotation` degrees and sheared by up to `train_shear`; test canvases
+    are never distorted."""
     items = _items(item_dataset, split, data_dir)
     if split == "train" and train_items_per_canvas is not None:
         items_per_canvas = train_items_per_canvas
+    distortion = dict(rotation=train_rotation, shear=train_shear) if split == "train" else {}
     num_examples = {"train": num_train_examples, "test": num_test_examples}[split]
     return ScatteredDigits(
         items.images,
@@ -150,6 +212,7 @@ def load(
         canvas_size=_pair(canvas_size, "canvas_size"),
         items_per_canvas=_pair(items_per_canvas, "items_per_canvas"),
         scale_range=_pair(scale_range, "scale_range"),
+        **distortion,
         seed=seed,
         stream=SPLIT_STREAMS[split],
         name=f"scattered_digits/{split}",

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxconv.layers import Conv, ConvNormAct, Dtype, UpSample
+from jaxconv.layers import Conv, ConvNormAct, Dtype, UpSample, pool
 
 
 class UNet(nn.Module):
@@ -64,7 +64,7 @@ class UNet(nn.Module):
             x = level(self.width * 2**index, name=name)(x, train=train)
             feature_maps[name] = x
             skips.append(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = pool(x, "max", 2)
         x = level(self.width * 2**self.depth, name="bottom")(x, train=train)
         feature_maps["bottom"] = x
         for index, skip in enumerate(reversed(skips)):

@@ -27,6 +27,7 @@ from jaxconv.layers import (
     adaptive_avg_pool,
     check_input_size,
     flatten_channels_first,
+    pool,
     torch_padding,
 )
 
@@ -91,7 +92,7 @@ class VGGStage(nn.Module):
         for index in range(self.num_convs):
             conv = ConvNormAct(self.features, 3, name=f"conv{index + 1}", **self.layer_options)
             x = conv(x, train=train)
-        return nn.max_pool(x, (2, 2), strides=(2, 2))
+        return pool(x, "max", 2)
 
 
 def classifier(

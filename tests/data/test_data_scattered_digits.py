@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from jaxconv import data
-from jaxconv.data import mnist_5k, pipeline
+from jaxconv.data import mnist_5k, pipeline, scattered_digits
 
 
 def _source(split="train", **options):
@@ -81,3 +81,50 @@ def test_training_canvases_may_hold_another_number_of_items_than_test_ones():
     classes = [len(np.unique(c["label"][c["label"] > 0])) for c in (train[i] for i in range(20))]
     assert max(classes) == 3
     assert all(len(np.unique(test[i]["label"][test[i]["label"] > 0])) == 1 for i in range(20))
+
+
+def test_warped_items_turn_and_shear_as_the_hand_computed_map_says():
+    digit = mnist_5k.load("train").images[0, ..., 0]
+    # A quarter turn is a 90-degree rotation of the array, exactly.
+    turned = scattered_digits.warped(digit, 1.0, 90.0, 0.0)
+    assert turned.shape == digit.shape
+    assert np.array_equal(turned, np.rot90(digit)) or np.array_equal(turned, np.rot90(digit, -1))
+    # A shear of 1 moves row r's pixels by r - 4 columns (row 4 is the centre of 9 rows) in a
+    # box 21 + 9 wide, whose centre column is 14.5 where the item's is 10: a pixel at (4, 10)
+    # lands at (4, 14.5), one at (8, 10) at (8, 18.5), each split evenly between two columns
+    # by the linear interpolation.
+    item = np.zeros((9, 21), np.uint8)
+    item[4, 10] = item[8, 10] = 200
+    sheared = scattered_digits.warped(item, 1.0, 0.0, 1.0)
+    assert sheared.shape == (9, 30)
+    expected = np.zeros((9, 30), np.uint8)
+    expected[4, 14:16] = expected[8, 18:20] = 100
+    np.testing.assert_array_equal(sheared, expected)
+    # Without a turn or shear the box is zoom's: the sizes `zoomed` gives.
+    for scale in (0.7, 0.93, 1.3):
+        assert scattered_digits.warped(digit, scale, 0.0, 0.0).shape == (
+            scattered_digits.zoomed(digit, scale).shape
+        )
+
+
+def test_only_training_canvases_are_distorted_and_labels_still_follow_their_pixels():
+    options = dict(train_rotation=20.0, train_shear=0.3, num_train_examples=30)
+    plain_train, plain_test = _source("train", num_train_examples=30), _source("test")
+    train, test = _source("train", **options), _source("test", **options)
+    assert (train.rotation, train.shear, test.rotation, test.shear) == (20.0, 0.3, 0.0, 0.0)
+    for index in range(10):
+        np.testing.assert_array_equal(test[index]["image"], plain_test[index]["image"])
+    assert any(not np.array_equal(train[i]["image"], plain_train[i]["image"]) for i in range(10))
+    for index in range(30):
+        image, label = train[index]["image"][..., 0], train[index]["label"]
+        assert (image[label > 0] > 0).all() and label.max() <= 10
+        assert (label > 0).sum() > 0.5 * (plain_train[index]["label"] > 0).sum()
+
+
+def test_distortion_out_of_range_is_refused_and_its_box_must_fit_the_canvas():
+    with pytest.raises(ValueError, match="rotation must be in"):
+        _source(train_rotation=60.0)
+    # 28 * 1.3 * (cos 30 + sin 30) = 49.7: a 48x48 canvas holds the unturned items only.
+    _source(canvas_size=48)
+    with pytest.raises(ValueError, match="use canvas_size >= 50"):
+        _source(canvas_size=48, train_rotation=30.0)

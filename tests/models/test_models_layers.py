@@ -148,3 +148,26 @@ def test_conv_transpose_matches_flax_in_parameters_outputs_and_gradients(options
     actual = jax.grad(loss, argnums=(1, 2))(ours, variables, x)
     for a, b in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize(
+    "shape, window", [((2, 28, 28, 6), 2), ((1, 7, 9, 3), 2), ((2, 9, 9, 4), 3)]
+)
+def test_tiled_max_pool_matches_a_loop_and_its_gradient_finds_each_tiles_maximum(shape, window):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    rows, cols = shape[1] // window, shape[2] // window
+    expected = np.zeros((shape[0], rows, cols, shape[3]), np.float32)
+    for i in range(rows):
+        for j in range(cols):
+            tile = x[:, i * window : (i + 1) * window, j * window : (j + 1) * window]
+            expected[:, i, j] = tile.max(axis=(1, 2))
+    pooled = layers.pool(jnp.asarray(x), "max", window)
+    np.testing.assert_array_equal(np.asarray(pooled), expected)
+    # Random normals have no ties: the gradient is each tile's upstream value at its maximum,
+    # zero elsewhere (and on the dropped edge), as for XLA's windowed max.
+    upstream = np.random.default_rng(1).normal(size=expected.shape).astype(np.float32)
+    grad = jax.grad(lambda v: jnp.sum(layers.pool(v, "max", window) * upstream))(jnp.asarray(x))
+    windowed = lambda v: nn.max_pool(v, (window, window), strides=(window, window))
+    reference = jax.grad(lambda v: jnp.sum(windowed(v) * upstream))(jnp.asarray(x))
+    np.testing.assert_array_equal(np.asarray(grad), np.asarray(reference))
+    assert np.count_nonzero(np.asarray(grad)) == upstream.size

@@ -32,7 +32,9 @@ def train_step_outputs(model, input_shape):
             rngs={"dropout": key(2)},
             mutable=list(state),
         )
-        return jnp.mean(output.astype(jnp.float32) ** 2), (output, updates)
+        # Distance to 1, not to 0: a model may start at a zero output (DnCNN's head does),
+        # where the square's gradient would vanish.
+        return jnp.mean((output.astype(jnp.float32) - 1.0) ** 2), (output, updates)
 
     (value, (output, updates)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
     return params, state, value, output, updates, grads
@@ -149,3 +151,17 @@ def test_every_registered_model_traces_forward_and_backward(name):
     grads = jax.eval_shape(jax.grad(loss), params, state, images)
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     assert [g.shape for g in jax.tree.leaves(grads)] == [p.shape for p in jax.tree.leaves(params)]
+
+
+def test_untrained_dncnn_estimates_no_noise_and_starts_at_hes_forward_scale():
+    model = models.create("dncnn")
+    image = jax.random.uniform(jax.random.key(1), (2, 24, 24, 1))
+    variables = model.init(jax.random.key(0), image, train=False)
+    noise = model.apply(variables, image, train=False)
+    np.testing.assert_array_equal(np.asarray(noise), 0.0)
+    params = variables["params"]
+    # Variance 2 / fan-in (He et al.'s forward form): sqrt(2 / 9) for the 1 -> 64 stem,
+    # sqrt(2 / 576) for a 64 -> 64 middle layer.
+    stem, middle = params["stem"]["conv"]["kernel"], params["block7"]["conv"]["kernel"]
+    assert np.std(np.asarray(stem)) == pytest.approx((2 / 9) ** 0.5, rel=0.1)
+    assert np.std(np.asarray(middle)) == pytest.approx((2 / 576) ** 0.5, rel=0.05)
