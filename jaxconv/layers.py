@@ -108,8 +108,7 @@ def tiled_max_pool(x: Array, window: int) -> Array:
 
     The same values as `nn.max_pool`, but a faster gradient on the CPU: XLA differentiates a
     windowed max (`reduce_window`) with `select_and_scatter`, a scalar loop on XLA:CPU, where
-    this max's gradient is an elementwise mask that fuses with the ReLU before it (ReLU, pooling
-    and their gradients: 1.2-3.8x faster on LeNet-5's and U-Net's shapes, 2-core Zen 3). Where a
+    this max's gradient is an elementwise mask that fuses with the ReLU before it. Where a
     tile's maximum is tied, the gradient is shared equally among the tied entries (the windowed
     max gives it all to the first): both are subgradients, and after a ReLU the ties are zeros
     whose gradient the ReLU discards.
