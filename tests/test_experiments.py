@@ -41,6 +41,7 @@ EXPERIMENTS = {
         "data.num_test_examples": "8",
         "model.depth": "2",
         "model.width": "4",
+        "model.auxiliary_heads": "1",  # the one decoder level coarser than the output
     },
     "unet_denoise.py": {
         "data.num_train_examples": "64",

@@ -25,6 +25,9 @@ def _model() -> ml_collections.ConfigDict:
     model.hidden_sizes = ml_collections.FieldReference(None, field_type=tuple)
     model.upsampling = ml_collections.FieldReference(None, field_type=str)
     model.residual = ml_collections.FieldReference(None, field_type=bool)
+    # Deep supervision: this many inner levels predict the output too (U-Net's coarsest decoder
+    # levels); their losses, times `auxiliary_loss_weight`, join the training loss.
+    model.auxiliary_heads = ml_collections.FieldReference(None, field_type=int)
     return model
 
 
@@ -160,6 +163,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_epochs = 10.0
     config.num_train_steps = -1  # > 0 caps the run at this many steps
     config.num_microbatches = 1  # > 1 accumulates gradients over this many slices of a batch
+    # Each auxiliary output a model sows (model.auxiliary_heads) adds this times the task's
+    # loss on it to the training loss (the weight of PSPNet's auxiliary loss).
+    config.auxiliary_loss_weight = 0.4
 
     config.log_every_steps = 50
     config.eval_every_steps = -1  # -1: at the end of every epoch

@@ -19,6 +19,14 @@ no bias, batch norm's shift replaces it), as most modern U-Nets do.
 Depth (the number of poolings), width (the first level's channels, doubled at each level down),
 batch norm and up-sampling ('transpose', or 'bilinear' interpolation followed by a 3x3
 convolution) are fields of both.
+
+Deep supervision (`auxiliary_heads=k`, 'SAME' padding only): the k coarsest decoder levels each
+get a 1x1 head of their own (`auxiliary1` ... `auxiliary{k}`), whose logits, repeated up to the
+output's resolution, are sown into the `auxiliary_outputs` collection; training adds their loss
+to the output's (jaxconv.train.step), so the deep levels, where a region's class is decided, get
+a gradient of their own instead of only the one that reaches them through the finer levels
+(Lee et al., "Deeply-supervised nets", 2015; for U-Nets, Zhou et al., "UNet++", 2018).
+Evaluation and inference use the output alone.
 """
 
 import functools
@@ -45,12 +53,14 @@ class UNet(nn.Module):
     padding: str = "VALID"
     batch_norm: bool = False
     upsampling: str = "transpose"
+    auxiliary_heads: int = 0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         check_unet_input(x.shape[1:3], self.depth, self.padding)
+        check_auxiliary_heads(self.auxiliary_heads, self.depth, self.padding)
         level = functools.partial(
             DoubleConv,
             padding=self.padding,
@@ -79,10 +89,39 @@ class UNet(nn.Module):
                 name=name,
             )(x, skip, train=train)
             feature_maps[name] = x
+            if index < self.auxiliary_heads:
+                self.sow("auxiliary_outputs", "logits", self._auxiliary_logits(x, index))
         self.sow("intermediates", "feature_maps", feature_maps)
         return Conv(
             self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="head"
         )(x)
+
+    def _auxiliary_logits(self, x: jax.Array, index: int) -> jax.Array:
+        """Decoder level `index + 1`'s own per-pixel logits, each repeated over the block of
+        output pixels it covers (so the task's loss reads them as it reads the output)."""
+        logits = Conv(
+            self.num_classes,
+            (1, 1),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name=f"auxiliary{index + 1}",
+        )(x)
+        factor = 2 ** (self.depth - 1 - index)
+        return jnp.repeat(jnp.repeat(logits, factor, axis=1), factor, axis=2)
+
+
+def check_auxiliary_heads(count: int, depth: int, padding: str) -> None:
+    """Raise a ValueError unless `count` decoder levels can carry an auxiliary head."""
+    if not 0 <= count < depth:
+        raise ValueError(
+            f"auxiliary_heads={count}: a U-Net of depth {depth} has {depth - 1} decoder levels "
+            f"coarser than its output; use 0 to {depth - 1}."
+        )
+    if count and padding.upper() != "SAME":
+        raise ValueError(
+            f"auxiliary_heads={count} needs padding 'SAME' (a 'VALID' U-Net's levels are not "
+            "whole multiples of its output); use unet_same or auxiliary_heads=0."
+        )
 
 
 class DoubleConv(nn.Module):

@@ -278,10 +278,11 @@ def read_state(workdir: str | pathlib.Path, step: int | None = None) -> dict:
             )
         step = max(steps)
     path = directory / str(step) / "state"
-    checkpointer = ocp.StandardCheckpointer()
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    # The item's own metadata: a Checkpointer's `metadata` would also look for the step's
+    # metadata file inside the item folder, where the manager never writes it, and warn.
     target = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-        checkpointer.metadata(path).item_metadata,
+        ocp.StandardCheckpointHandler().metadata(path),
     )
-    return checkpointer.restore(path, target)
+    return ocp.StandardCheckpointer().restore(path, target)

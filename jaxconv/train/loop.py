@@ -259,6 +259,7 @@ class _Run:
             loss_and_metrics=loss_and_metrics,
             num_microbatches=config.num_microbatches,
             ema_decay=config.optimizer.ema_decay,
+            auxiliary_loss_weight=config.auxiliary_loss_weight,
         )
         self.eval_step = self.parallel.compile_eval_step(
             step_lib.eval_step, loss_and_metrics=loss_and_metrics

@@ -27,27 +27,42 @@ def _psum(tree, axis_name):
     return tree if axis_name is None else jax.lax.psum(tree, axis_name)
 
 
-def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name):
-    """Loss, task metrics, updated batch statistics and gradients on one (micro-)batch."""
+def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name, aux_weight):
+    """Loss, task metrics, updated batch statistics and gradients on one (micro-)batch.
+
+    Outputs a model sows into `auxiliary_outputs` (deep supervision: inner levels predicting
+    the output, in the output's shape) each add `aux_weight` times the task's loss on them.
+    """
 
     def loss_fn(params):
         variables = {**state.variables(), "params": params}
         outputs, mutated = state.apply_fn(
-            variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+            variables,
+            batch["image"],
+            train=True,
+            rngs={"dropout": rng},
+            mutable=["batch_stats", "auxiliary_outputs"],
         )
         loss, metrics = loss_and_metrics(outputs, batch)
+        auxiliary = jax.tree.leaves(mutated.get("auxiliary_outputs", {}))
+        if auxiliary:
+            auxiliary_loss = sum(loss_and_metrics(output, batch)[0] for output in auxiliary)
+            loss = loss + aux_weight * auxiliary_loss
+            metrics = {**metrics, "auxiliary_loss": (auxiliary_loss, jnp.ones((), jnp.float32))}
         return loss, (metrics, mutated.get("batch_stats", state.batch_stats))
 
     (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return loss, metrics, batch_stats, grads
 
 
-def _accumulated_gradients(state, batch, rng, loss_and_metrics, axis_name, num_microbatches):
+def _accumulated_gradients(
+    state, batch, rng, loss_and_metrics, axis_name, num_microbatches, aux_weight
+):
     """Gradients averaged over `num_microbatches` equal slices of `batch`, computed one slice
     at a time (so activations for only one slice are alive); batch statistics are updated
     slice after slice, as consecutive small batches would update them."""
     if num_microbatches == 1:
-        return _gradients(state, batch, rng, loss_and_metrics, axis_name)
+        return _gradients(state, batch, rng, loss_and_metrics, axis_name, aux_weight)
 
     # Slice i takes rows i, i + k, i + 2k, ...: every slice spans every device's rows, so a
     # data-sharded batch is never moved between devices.
@@ -65,6 +80,7 @@ def _accumulated_gradients(state, batch, rng, loss_and_metrics, axis_name, num_m
             jax.random.fold_in(rng, index),
             loss_and_metrics,
             axis_name,
+            aux_weight,
         )
         add = lambda a, b: jax.tree.map(jnp.add, a, b)
         return (
@@ -75,7 +91,9 @@ def _accumulated_gradients(state, batch, rng, loss_and_metrics, axis_name, num_m
         ), None
 
     first = jax.tree.map(lambda x: x[0], jax.tree.map(split, batch))
-    shapes = jax.eval_shape(lambda: _gradients(state, first, rng, loss_and_metrics, axis_name))
+    shapes = jax.eval_shape(
+        lambda: _gradients(state, first, rng, loss_and_metrics, axis_name, aux_weight)
+    )
     zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
     carry = (state.batch_stats, jnp.zeros((), jnp.float32), zeros(shapes[1]), zeros(shapes[3]))
     (batch_stats, loss_sum, metrics, grads), _ = jax.lax.scan(
@@ -93,6 +111,7 @@ def train_step(
     axis_name: str | None = None,
     num_microbatches: int = 1,
     ema_decay: float = 0.0,
+    auxiliary_loss_weight: float = 0.4,
 ) -> tuple[TrainState, Metrics]:
     """One optimizer update on `batch`; returns the new state and (sum, count) metrics.
 
@@ -104,7 +123,7 @@ def train_step(
     if axis_name is not None:  # a different dropout mask on each device
         rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
     loss, metrics, batch_stats, grads = _accumulated_gradients(
-        state, batch, rng, loss_and_metrics, axis_name, num_microbatches
+        state, batch, rng, loss_and_metrics, axis_name, num_microbatches, auxiliary_loss_weight
     )
     grads = _pmean(grads, axis_name)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)

@@ -50,3 +50,12 @@ def test_a_damaged_export_is_reported(trained, tmp_path):
 def test_export_of_a_folder_that_is_no_run_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="jaxconv run's workdir"):
         restore.export_run(tmp_path, tmp_path / "model")
+
+
+def test_reading_a_checkpoint_logs_no_warning(trained, caplog):
+    # The step's metadata file lies beside the item folder, not in it: reading the item must
+    # not go looking for it there (orbax warned "Metadata file does not exist" on every read).
+    with caplog.at_level("WARNING"):
+        state = read_state(trained)
+    assert int(state["step"]) == 4
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= 30]
