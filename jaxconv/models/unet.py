@@ -114,8 +114,8 @@ def check_auxiliary_heads(count: int, depth: int, padding: str) -> None:
     """Raise a ValueError unless `count` decoder levels can carry an auxiliary head."""
     if not 0 <= count < depth:
         raise ValueError(
-            f"auxiliary_heads={count}: a U-Net of depth {depth} has {depth - 1} decoder levels "
-            f"coarser than its output; use 0 to {depth - 1}."
+            f"auxiliary_heads={count}: a U-Net of depth {depth} has {depth - 1} decoder "
+            f"level(s) coarser than its output; use 0 to {depth - 1}."
         )
     if count and padding.upper() != "SAME":
         raise ValueError(

@@ -105,7 +105,7 @@ def _state_and_batch(heads):
 @pytest.mark.parametrize("weight", [0.0, 0.4])
 def test_training_loss_adds_the_weighted_task_loss_of_each_auxiliary_output(weight):
     state, batch = _state_and_batch(heads=2)
-    loss_fn = functools.partial(tasks.get("segmentation").loss_and_metrics)
+    loss_fn = tasks.get("segmentation").loss_and_metrics
     step = jax.jit(
         functools.partial(
             step_lib.train_step, loss_and_metrics=loss_fn, auxiliary_loss_weight=weight
