@@ -8,6 +8,8 @@ the dataset's own number of classes).
 
 import ml_collections
 
+from jaxconv.transfer.merge import CLASS_LAYERS
+
 
 def _model() -> ml_collections.ConfigDict:
     """Model options passed to `models.create`; `None` leaves the model's own default."""
@@ -135,11 +137,13 @@ def _transfer() -> ml_collections.ConfigDict:
     """Starting from pretrained weights; see jaxconv/transfer."""
     transfer = ml_collections.ConfigDict()
     # '' trains from scratch; 'torchvision:<file.pth or .safetensors>' converts torchvision's
-    # weights for model.name; 'checkpoint:<workdir>' loads a jaxconv run's newest checkpoint.
+    # weights for model.name; 'checkpoint:<workdir>' loads a jaxconv run's newest checkpoint,
+    # or the model that `launch.py export` wrote to a folder.
     transfer.source = ""
     # Regexes (full match, e.g. 'head/.*' for 'head/kernel') of the variables that keep their
-    # fresh initialisation: the default replaces the head, so any number of classes fits.
-    transfer.dont_load = ("head/.*",)
+    # fresh initialisation: the default replaces the layers that map to the classes (the head
+    # and any auxiliary heads), so any number of classes fits.
+    transfer.dont_load = CLASS_LAYERS
     # Regexes of the parameters that train; the others get no gradient, no update and no
     # optimizer state, and while any is frozen the model runs in inference mode (batch norm
     # uses and keeps its running statistics; no dropout). () trains everything.

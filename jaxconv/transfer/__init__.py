@@ -5,7 +5,7 @@ Three steps, each a function the training loop calls:
    torchvision state dict (`.pth`, `.safetensors` or an in-memory dict) by name, and
    `from_checkpoint(workdir)` reads a jaxconv run's checkpoint; `load(source, model_name)` picks
    one from a config's `transfer.source` string.
-2. `merge(init_variables, pretrained, dont_load=('head/.*',))` copies them into a freshly
+2. `merge(init_variables, pretrained, dont_load=CLASS_LAYERS)` copies them into a freshly
    initialised tree (`load_into_state` into a TrainState). Variables matching a `dont_load`
    pattern keep their initialisation, which is how the head is replaced by one with any number
    of classes, as big_vision does; every other mismatch is reported by name.
@@ -21,7 +21,7 @@ like `stage2/block1/conv1/kernel` or `head/bias` (without the collection, `param
 """
 
 from jaxconv.transfer.freeze import FrozenModel, freeze, freeze_model, trainable_labels
-from jaxconv.transfer.merge import TransferError, flatten, load_into_state, merge
+from jaxconv.transfer.merge import CLASS_LAYERS, TransferError, flatten, load_into_state, merge
 from jaxconv.transfer.phases import phases
 from jaxconv.transfer.sources import from_checkpoint, load
 from jaxconv.transfer.torchvision_weights import (
@@ -32,6 +32,7 @@ from jaxconv.transfer.torchvision_weights import (
 )
 
 __all__ = [
+    "CLASS_LAYERS",
     "FrozenModel",
     "TORCHVISION_MODELS",
     "TransferError",

@@ -12,6 +12,10 @@ import flax.traverse_util
 import jax
 import numpy as np
 
+# The layers whose shape follows the number of classes: the head, and a deeply supervised
+# U-Net's auxiliary heads. Not loading them lets a pretrained model serve any class count.
+CLASS_LAYERS = ("head/.*", r"auxiliary\d+/.*")
+
 
 class TransferError(ValueError):
     """Pretrained variables that do not fit the model; the message lists every problem by name."""
@@ -38,7 +42,7 @@ def matches(patterns: Iterable[re.Pattern], flat_name: str) -> bool:
     return any(pattern.fullmatch(name) for pattern in patterns)
 
 
-def merge(init_variables, pretrained_variables, dont_load: Iterable[str] = ("head/.*",)) -> dict:
+def merge(init_variables, pretrained_variables, dont_load: Iterable[str] = CLASS_LAYERS) -> dict:
     """`init_variables` with every variable replaced by its pretrained value, except those
     matching a `dont_load` pattern, which keep their initialisation.
 
@@ -73,7 +77,7 @@ def merge(init_variables, pretrained_variables, dont_load: Iterable[str] = ("hea
     return flax.traverse_util.unflatten_dict(merged, sep="/")
 
 
-def load_into_state(state, pretrained_variables, dont_load: Iterable[str] = ("head/.*",)):
+def load_into_state(state, pretrained_variables, dont_load: Iterable[str] = CLASS_LAYERS):
     """A fresh TrainState holding the merged variables, each on its old leaf's devices, with
     its optimizer state and moving average started again from them."""
     merged = merge(state.variables(), pretrained_variables, dont_load)

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxconv import transfer
 from jaxconv.train import loop, restore
 from jaxconv.train.checkpoint import read_state
 
@@ -38,6 +39,18 @@ def test_export_keeps_the_evaluation_variables(trained, tmp_path, dtype, rtol):
     )
     float32_bytes = sum(x.nbytes for x in leaves(saved["params"]))
     assert path.stat().st_size < (0.6 if dtype == "float16" else 1.1) * float32_bytes
+
+
+def test_an_export_is_a_transfer_source(trained, tmp_path):
+    """'checkpoint:<folder>' reads an exported model as it reads the run's newest checkpoint
+    (to within the float16 rounding), so a committed model can start another run."""
+    restore.export_run(trained, tmp_path / "model")
+    from_export = transfer.load(f"checkpoint:{tmp_path / 'model'}", "lenet5")
+    from_run = transfer.load(f"checkpoint:{trained}", "lenet5")
+    assert jax.tree.structure(from_export) == jax.tree.structure(from_run)
+    for got, want in zip(leaves(from_export), leaves(from_run), strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-7)
 
 
 def test_a_damaged_export_is_reported(trained, tmp_path):

@@ -48,6 +48,28 @@ def test_head_of_another_size_is_replaced():
     assert merged["params"]["head"]["kernel"].shape == (8, 3)
 
 
+def test_default_replaces_a_unets_auxiliary_heads_too():
+    """A deeply supervised U-Net's auxiliary heads map to the classes as its head does: by
+    default neither is loaded, so the pretrained model fits another class count."""
+
+    def unet_init(num_classes, seed):
+        model = models.create(
+            "unet_same", num_classes=num_classes, depth=3, width=4, auxiliary_heads=2
+        )
+        images = jnp.zeros((1, 16, 16, 1))
+        params = jax.jit(lambda key: model.init(key, images, train=False)["params"])
+        return jax.device_get({"params": params(jax.random.key(seed))})
+
+    fresh, pretrained = unet_init(3, seed=0), unet_init(11, seed=1)
+    merged = transfer.flatten(transfer.merge(fresh, pretrained))
+    replaced = {name for name in merged if name.split("/")[1].startswith(("head", "auxiliary"))}
+    assert {name.split("/")[1] for name in replaced} == {"head", "auxiliary1", "auxiliary2"}
+    for name, leaf in merged.items():
+        source = fresh if name in replaced else pretrained
+        np.testing.assert_array_equal(leaf, transfer.flatten(source)[name], err_msg=name)
+    assert base.get_config().transfer.dont_load == transfer.CLASS_LAYERS
+
+
 def test_every_mismatch_is_reported_by_name():
     fresh, pretrained = init(num_classes=3), init(num_classes=10, seed=1)
     del pretrained["batch_stats"]["stem"]["norm"]["var"]
