@@ -5,8 +5,13 @@ batch norm, predicting the noise. Same data and noise as experiments/unet_denois
     python launch.py --config experiments/dncnn_denoise.py:sigma=50 --workdir runs/dncnn_denoise50
 
 The paper's recipe (40x40 patches, batch 128, Adam 1e-3 decaying) scaled to a CPU budget: the
-committed model behind the denoising table is `:steps=1500` (48 minutes on two cores; see
-benchmarks/trained/README.md).
+committed model behind the denoising table is `:steps=1500` (48 minutes on two cores), and the
+sigma-50 one continues it (`init=` reads a workdir or an exported folder):
+
+    python launch.py --workdir runs/dncnn_denoise50 --config.eval_every_steps=500 --config \
+        experiments/dncnn_denoise.py:sigma=50,init=benchmarks/trained/dncnn_denoise,steps=500
+
+(see benchmarks/trained/README.md for both).
 """
 
 from jaxconv.configs import base, loading
