@@ -13,10 +13,12 @@ from benchmarks/trained, where the models behind the README's table are committe
 neither is left out of the table (and is null in the JSON). Each network's estimate is the
 mean over the image's 8 flips and rotations (the geometric self-ensemble), unless
 `--no-self-ensemble`. `--json` prints {sigma: {method: mean PSNR over the photographs}}, every
-method of METHODS a key.
+method of METHODS a key. BM3D and the wavelet denoiser need the `benchmarks` extra:
+`pip install -e '.[benchmarks]'`.
 """
 
 import argparse
+import importlib.util
 import json
 import pathlib
 import sys
@@ -28,6 +30,21 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS = ("camera", "moon", "coins", "page")
 METHODS = ("noisy", "nlm", "tv", "wavelet", "bm3d", "dncnn", "unet")
 TRAINED = ROOT / "benchmarks" / "trained"
+# Packages of the `benchmarks` extra that the classical rows import: {module: PyPI name}.
+CLASSICAL_PACKAGES = {"bm3d": "bm3d", "pywt": "PyWavelets"}
+
+
+def check_classical_packages() -> None:
+    """Exits naming the missing packages before any denoiser runs (they would otherwise fail
+    minutes in, after the first photograph's slower methods)."""
+    missing = [
+        name for module, name in CLASSICAL_PACKAGES.items() if not importlib.util.find_spec(module)
+    ]
+    if missing:
+        sys.exit(
+            f"denoise_table needs {' and '.join(missing)} (BM3D and the wavelet denoiser): "
+            "pip install -e '.[benchmarks]'"
+        )
 
 
 def noisy_image(clean: np.ndarray, sigma: float, photo_index: int) -> np.ndarray:
@@ -183,6 +200,7 @@ def main() -> None:
         help="one forward pass per image instead of the mean over its 8 flips and rotations",
     )
     args = parser.parse_args()
+    check_classical_packages()
     results = table(
         [float(s) for s in args.sigmas.split(",")], pathlib.Path(args.runs), args.self_ensemble
     )

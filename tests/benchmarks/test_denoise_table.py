@@ -76,3 +76,16 @@ def test_json_row_names_every_method_and_nulls_an_untrained_network():
     assert list(row) == list(denoise_table.METHODS)
     assert row["dncnn"] is None
     assert row["unet"] == pytest.approx(21.5)
+
+
+def test_missing_classical_packages_are_named_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(
+        denoise_table,
+        "CLASSICAL_PACKAGES",
+        {"numpy": "numpy", "no_such_module_xyz": "NoSuchPackage", "also_missing_xyz": "Other"},
+    )
+    with pytest.raises(SystemExit) as exit_:
+        denoise_table.check_classical_packages()
+    message = str(exit_.value)
+    assert "NoSuchPackage and Other" in message and "numpy" not in message
+    assert "pip install -e '.[benchmarks]'" in message
