@@ -106,6 +106,7 @@ def _state_and_batch(heads):
 def test_training_loss_adds_the_weighted_task_loss_of_each_auxiliary_output(weight):
     state, batch = _state_and_batch(heads=2)
     loss_fn = tasks.get("segmentation").loss_and_metrics
+    task_loss = jax.jit(lambda logits: loss_fn(logits, batch)[0])
     step = jax.jit(
         functools.partial(
             step_lib.train_step, loss_and_metrics=loss_fn, auxiliary_loss_weight=weight
@@ -116,8 +117,8 @@ def test_training_loss_adds_the_weighted_task_loss_of_each_auxiliary_output(weig
         state.apply_fn, train=True, mutable=["batch_stats", "auxiliary_outputs"]
     )
     output, collections = jax.jit(forward)(state.variables(), batch["image"])
-    main = float(loss_fn(output, batch)[0])
-    auxiliary = [float(loss_fn(a, batch)[0]) for a in collections["auxiliary_outputs"]["logits"]]
+    main = float(task_loss(output))
+    auxiliary = [float(task_loss(a)) for a in collections["auxiliary_outputs"]["logits"]]
     new_state, metrics = step(state, batch)
     mean = {
         name: float(total / count) for name, (total, count) in metrics.items() if total.ndim == 0

@@ -31,7 +31,9 @@ def free_port() -> int:
 
 
 def start(workdir, devices, *extra):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    devices_flag = f"--xla_force_host_platform_device_count={devices}"
+    flags = f"{os.environ['XLA_FLAGS_WITHOUT_DEVICES']} {devices_flag}"
+    env = dict(os.environ, XLA_FLAGS=flags)
     return subprocess.Popen(
         [sys.executable, "launch.py", *ARGS, "--workdir", str(workdir), *extra],
         cwd=ROOT,

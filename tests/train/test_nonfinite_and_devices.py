@@ -111,7 +111,9 @@ def test_keeps_the_newest_checkpoints_and_the_best_one(tmp_path):
 
 def launch(workdir, devices, steps):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = (
+        f"{env['XLA_FLAGS_WITHOUT_DEVICES']} --xla_force_host_platform_device_count={devices}"
+    )
     args = [
         "--config",
         "experiments/lenet5_mnist.py",

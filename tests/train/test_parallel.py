@@ -96,3 +96,16 @@ def test_fsdp_sharding_splits_large_arrays_only():
         None, None, None, "data"
     )
     assert parallel.fsdp_sharding(mesh, (6,)).spec == parallel.PartitionSpec()
+
+
+def test_run_once_gives_the_initial_state_of_a_fully_optimised_compile():
+    """run_once lowers LLVM's optimisation level to compile initialisers faster; the values
+    must be those of the default level (and of XLA's highest), bit for bit."""
+    model = models.create("lenet5", num_classes=10)
+    create = functools.partial(
+        state_lib.create, model, optax.adam(1e-3), (1, 28, 28, 1), jax.random.PRNGKey(3)
+    )
+    fast = parallel.run_once(create)
+    optimised = jax.jit(create).lower().compile({"xla_backend_optimization_level": 3})()
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(optimised), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
