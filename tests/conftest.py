@@ -5,13 +5,19 @@ This must run before JAX initialises its backend, hence here and not in a fixtur
 
 import os
 import pathlib
+import shutil
 import tempfile
 
+import pytest
+
 # Convolution plans measured by one test are reused by the others (every xdist worker of this
-# run shares the folder), never read from or written to the user's own cache.
-_run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-_cache = pathlib.Path(tempfile.gettempdir()) / f"jaxconv-test-cache-{_run_id}" if _run_id else None
-_cache = _cache or pathlib.Path(tempfile.mkdtemp(prefix="jaxconv-test-cache-"))
+# run shares the folder), never read from or written to the user's own cache. The first process
+# of the run (xdist's controller, or pytest alone) makes the folder, the workers it starts
+# inherit its name, and it removes the folder when the session ends.
+_made_here = None
+if "JAXCONV_TEST_CACHE" not in os.environ:
+    _made_here = os.environ["JAXCONV_TEST_CACHE"] = tempfile.mkdtemp(prefix="jaxconv-test-cache-")
+_cache = pathlib.Path(os.environ["JAXCONV_TEST_CACHE"])
 os.environ["JAXCONV_CACHE_DIR"] = str(_cache)
 # XLA's compiled programs are shared the same way, with the launch.py subprocesses too: the
 # fault, resume and device-count tests compile the same LeNet-5 steps run after run. JAX reads
@@ -33,3 +39,16 @@ os.environ["XLA_FLAGS_WITHOUT_DEVICES"] = (
 os.environ["XLA_FLAGS"] = (
     os.environ["XLA_FLAGS_WITHOUT_DEVICES"] + " --xla_force_host_platform_device_count=8"
 )
+
+
+@pytest.fixture(autouse=True)
+def temporary_files_in_tmp_path(tmp_path, monkeypatch):
+    """Temporary files the code under test makes go in the test's own tmp_path, which pytest
+    prunes, not in /tmp: TFDS leaves an empty folder there each time it initialises a
+    dataset's info offline (24 a run from the catalog and Fashion-MNIST tests alone)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _made_here:
+        shutil.rmtree(_made_here, ignore_errors=True)
