@@ -100,7 +100,7 @@ def test_fsdp_sharding_splits_large_arrays_only():
 
 def test_run_once_gives_the_initial_state_of_a_fully_optimised_compile():
     """run_once lowers LLVM's optimisation level to compile initialisers faster; the values
-    must be those of the default level (and of XLA's highest), bit for bit."""
+    must be those of a compile at XLA's highest level (3), bit for bit."""
     model = models.create("lenet5", num_classes=10)
     create = functools.partial(
         state_lib.create, model, optax.adam(1e-3), (1, 28, 28, 1), jax.random.PRNGKey(3)
