@@ -6,6 +6,7 @@ family, task, data pipeline and optimizer. Catalog datasets run on `tfds.testing
 
 import pathlib
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -57,10 +58,15 @@ EXPERIMENTS = {
     },
     # Mock trimaps hold random bytes, not the classes 0-2: their losses are not finite.
     "unet_oxford_pets.py": {**MOCK, "model.depth": "2", "model.width": "4", "on_nonfinite": "skip"},
-    "imagenet.py:model=resnet18": {**MOCK, "data.eval_split": "test"},
+    "imagenet.py:model=resnet18": {
+        **MOCK,
+        "data.eval_split": "test",
+        "best_metric": "test_accuracy",
+    },
     "imagenet.py:model=alexnet": {
         **MOCK,
         "data.eval_split": "test",
+        "best_metric": "test_accuracy",
         "data.image_size": "63",
         "parallel.shard_params": "True",  # 61M parameters: not replicated 8 times
     },
@@ -104,3 +110,5 @@ def test_experiment_trains_a_few_steps(experiment, tmp_path, monkeypatch):
         summary = loop.run(config, tmp_path)
     assert summary["steps"] == 2
     assert list(tmp_path.rglob("summary.json"))
+    if config.best_metric:  # the metric the best checkpoint is kept by is evaluated
+        assert np.isfinite(summary[config.best_metric]) or config.on_nonfinite == "skip"

@@ -46,14 +46,15 @@ SPLITS = ("train", "test")
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Where a dataset's `load(split, data_dir, **options)` lives, and the options it reads
-    (the catalog's `load` takes the catalog name first).
+    """Where a dataset's `load(split, data_dir, **options)` lives, the options it reads (the
+    catalog's `load` takes the catalog name first), and the splits it has.
 
     Modules are imported on first use, so naming a dataset costs only its own imports.
     """
 
     module: str
     options: tuple[str, ...] = ()
+    splits: tuple[str, ...] = SPLITS
 
     def load(self, *arguments, options: dict):
         return importlib.import_module(f"jaxconv.data.{self.module}").load(*arguments, **options)
@@ -90,6 +91,7 @@ _DATASETS: dict[str, Dataset] = {
             "test_images",
             "test_tile_size",
         ),
+        splits=("train", "validation", "test"),
     ),
 }
 _CATALOG = Dataset("catalog", ("image_size", "label_key", "num_classes", "in_memory"))
@@ -128,14 +130,17 @@ def chosen_options(name: str, dataset: Dataset, options: Mapping | None) -> dict
 
 
 def get_source(name: str, split: str, data_dir: str | None = None, options: Mapping | None = None):
-    """The source of dataset `name` for `split` ('train' or 'test'; any TFDS split for
-    `tfds:` datasets), with dataset options taken from `options` (e.g. `config.data`)."""
+    """The source of dataset `name` for `split` (one of the dataset's splits, 'train' and
+    'test' for most; any TFDS split for `tfds:` datasets), with dataset options taken from
+    `options` (e.g. `config.data`)."""
     dataset = _dataset(name)
     chosen = chosen_options(name, dataset, options)
     if dataset is _CATALOG:
         source = dataset.load(name.removeprefix(CATALOG_PREFIX), split, data_dir, options=chosen)
-    elif split not in SPLITS:
-        raise ValueError(f"unknown split '{split}' of dataset '{name}'; use one of {SPLITS}.")
+    elif split not in dataset.splits:
+        raise ValueError(
+            f"unknown split '{split}' of dataset '{name}'; it has {', '.join(dataset.splits)}."
+        )
     else:
         source = dataset.load(split, data_dir, options=chosen)
     budget = options.get("examples_per_class") if options is not None else None

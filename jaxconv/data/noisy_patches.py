@@ -6,17 +6,20 @@ deviation on the 0-255 scale. The pipeline's normalisation scales `image` and `t
 
 The split is by photograph, so no test pixel is ever seen in training. By default the photographs
 are scikit-image's (`skimage.data`): `TEST_PHOTOS` (at least camera, moon, coins and page) for
-test, `TRAIN_PHOTOS` for training; `data_dir` may instead name a folder with `train/` and `test/`
-subfolders of images. Colour photographs are converted to grey (ITU-R BT.709 luminance).
+test, `TRAIN_PHOTOS` for training; the validation split is scikit-learn's two sample
+photographs (`VALIDATION_PHOTOS`), in neither, so that choices made while training (how long,
+which checkpoint) are judged without looking at the test photographs. `data_dir` may instead
+name a folder with `train/`, `test/` and optionally `validation/` subfolders of images. Colour
+photographs are converted to grey (ITU-R BT.709 luminance).
 
 Training examples are random `patch_size` windows (the chance of a photograph is proportional to
 its number of windows), turned by a random one of the 8 flips and rotations of the square.
-Test examples are tiles of `test_tile_size` that cover every test photograph wholly (the last
-row and column of tiles sit flush with the far edges, overlapping their neighbours), or whole
-photographs when `test_tile_size` is 0 (they must then share one size, to be batched).
+Validation and test examples are tiles of `test_tile_size` that cover every photograph wholly
+(the last row and column of tiles sit flush with the far edges, overlapping their neighbours),
+or whole photographs when `test_tile_size` is 0 (they must then share one size, to be batched).
 Example `i` of a split draws everything from `numpy.random.default_rng([seed, s, i])`, `s` being
-0 for train and 1 for test; `sigma_range` (low, high) draws each training example's sigma
-uniformly for blind denoising, while the test split always uses `sigma`.
+0 for train, 1 for test and 2 for validation; `sigma_range` (low, high) draws each training
+example's sigma uniformly for blind denoising, while validation and test always use `sigma`.
 """
 
 import dataclasses
@@ -28,6 +31,7 @@ import numpy as np
 from jaxconv.data import imaging
 
 TEST_PHOTOS = ("camera", "moon", "coins", "page")
+VALIDATION_PHOTOS = ("china", "flower")  # sklearn.datasets.load_sample_image
 TRAIN_PHOTOS = (
     "astronaut",
     "brick",
@@ -48,20 +52,29 @@ PATCH_SIZE = 40  # DnCNN's training patches (Zhang et al., 2017)
 SIGMA = 25.0
 NUM_TRAIN_EXAMPLES = 20_000
 TEST_TILE_SIZE = 128
-SPLIT_STREAMS = {"train": 0, "test": 1}
+SPLIT_STREAMS = {"train": 0, "test": 1, "validation": 2}
+SPLITS = tuple(SPLIT_STREAMS)
 
 
 @functools.cache
 def photo(name: str) -> np.ndarray:
-    """scikit-image's photograph `name` as grey uint8 (H, W); the photographs ship with it."""
+    """Photograph `name` as grey uint8 (H, W): scikit-image's (`skimage.data.<name>`), or one
+    of scikit-learn's `VALIDATION_PHOTOS`; both packages ship their photographs."""
     from skimage import color, data
 
     if name == "motorcycle_left":
         image = data.stereo_motorcycle()[0]
+    elif name in VALIDATION_PHOTOS:
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(f"{name}.jpg")
     elif name in data.__all__:
         image = getattr(data, name)()
     else:
-        raise ValueError(f"'{name}' is not a scikit-image photograph (skimage.data.{name}).")
+        raise ValueError(
+            f"'{name}' is neither a scikit-image photograph (skimage.data.{name}) nor one of "
+            f"{', '.join(VALIDATION_PHOTOS)}."
+        )
     if image.ndim == 3:
         image = np.rint(color.rgb2gray(image[..., :3]) * 255).astype(np.uint8)
     image.flags.writeable = False  # shared by every caller
@@ -76,12 +89,20 @@ def folder_photos(folder: pathlib.Path) -> list[np.ndarray]:
 
 
 def photos(split: str, data_dir: str | None, test_images) -> list[np.ndarray]:
-    """The grey photographs of `split`: from `data_dir`/<split>, else scikit-image's."""
+    """The grey photographs of `split`: from `data_dir`/<split>, else the packaged ones."""
     if data_dir:
-        return folder_photos(pathlib.Path(data_dir).expanduser() / split)
+        folder = pathlib.Path(data_dir).expanduser() / split
+        if split == "validation" and not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder} does not exist: add a validation/ folder of images beside train/ "
+                "and test/, or set data.eval_split='test'."
+            )
+        return folder_photos(folder)
     test_images = tuple(test_images)
     if split == "test":
         return [photo(name) for name in test_images]
+    if split == "validation":
+        return [photo(name) for name in VALIDATION_PHOTOS]
     return [photo(name) for name in TRAIN_PHOTOS if name not in test_images]
 
 
@@ -160,7 +181,8 @@ def tile_starts(length: int, tile: int) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class Tiles:
-    """Test examples: fixed tiles (photograph, top, left) of `photos`, noised with `sigma`."""
+    """Validation or test examples: fixed tiles (photograph, top, left) of `photos`, noised
+    with `sigma`."""
 
     photos: tuple
     tile_shape: tuple[int, int]
@@ -224,8 +246,10 @@ def load(
     test_tile_size: int = TEST_TILE_SIZE,
     seed: int = 0,
 ):
-    """The `split` of noisy patches (see the module docstring); the test split has as many
-    examples as tiles cover the test photographs."""
+    """The `split` ('train', 'validation' or 'test') of noisy patches (see the module
+    docstring); validation and test have as many examples as tiles cover their photographs."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}' of noisy_patches; it has {', '.join(SPLITS)}.")
     missing = sorted(set(TEST_PHOTOS) - set(test_images))
     if missing and not data_dir:
         raise ValueError(f"test_images must keep {', '.join(missing)} out of training.")
@@ -234,4 +258,5 @@ def load(
     if split == "train":
         sigma_range = tuple(sigma_range) if sigma_range is not None else (sigma, sigma)
         return RandomPatches(images, patch_size, num_train_examples, sigma_range, seed, name=name)
-    return Tiles(images, _tile_shape(list(images), test_tile_size), sigma, seed, name=name)
+    shape = _tile_shape(list(images), test_tile_size)
+    return Tiles(images, shape, sigma, seed, SPLIT_STREAMS[split], name=name)

@@ -197,6 +197,14 @@ class _Run:
             )
         if config.on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
+        split = config.data.eval_split
+        if config.best_metric and not config.best_metric.startswith(f"{split}_"):
+            # Otherwise no evaluation would ever name it, and no checkpoint would be the best.
+            raise ValueError(
+                f"best_metric='{config.best_metric}' is not a metric of the evaluation split "
+                f"'{split}' (its metrics are named {split}_<metric>); set best_metric to one "
+                "of them, or data.eval_split to the split it names."
+            )
         self.sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
         self.task = tasks.get(config.task, config)
         loss_and_metrics = self.task.loss_and_metrics

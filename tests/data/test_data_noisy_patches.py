@@ -72,6 +72,40 @@ def test_no_training_photograph_is_a_test_photograph():
         _source(test_images=("moon", "coins", "page"))
 
 
+def test_validation_tiles_cover_scikit_learns_two_photographs_in_grey():
+    from sklearn.datasets import load_sample_image
+
+    validation = _source("validation")
+    assert len(validation) == 2 * 4 * 5  # 427x640 each: 4 rows, 5 columns of 128x128 tiles
+    rows, columns = noisy_patches.tile_starts(427, 128), noisy_patches.tile_starts(640, 128)
+    china = np.zeros((427, 640))
+    for index, (top, left) in enumerate((t, c) for t in rows for c in columns):
+        china[top : top + 128, left : left + 128] = validation[index]["target"][..., 0]
+    rgb = load_sample_image("china.jpg").astype(np.float64) / 255
+    luminance = rgb @ np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709
+    assert np.abs(china - np.rint(luminance * 255)).max() <= 1
+    noise = validation[0]["image"] - validation[0]["target"]
+    assert noise.std() == pytest.approx(25, rel=0.05)
+
+
+def test_validation_photographs_are_in_neither_training_nor_test():
+    validation = noisy_patches.photos("validation", None, noisy_patches.TEST_PHOTOS)
+    others = noisy_patches.photos("train", None, noisy_patches.TEST_PHOTOS)
+    others += noisy_patches.photos("test", None, noisy_patches.TEST_PHOTOS)
+    assert len(validation) == 2
+    for photo in validation:
+        assert not any(photo.shape == o.shape and np.array_equal(photo, o) for o in others)
+    # Its own noise draws: the same tile in two splits would not share its noise.
+    assert _source("validation").stream != _source("test").stream
+
+
+def test_unknown_splits_are_refused_naming_the_dataset_s_splits():
+    with pytest.raises(ValueError, match="it has train, validation, test"):
+        _source("val")
+    with pytest.raises(ValueError, match="unknown split 'validation' of dataset 'digits'"):
+        data.get_source("digits", "validation")
+
+
 @pytest.fixture
 def photo_folder(tmp_path):
     """Training photographs with values 10-60, test photographs with values 200-250."""
@@ -91,6 +125,12 @@ def test_an_image_folder_splits_by_image(photo_folder):
     assert 10 <= train_pixels.min() and train_pixels.max() <= 60
     assert len(test) == 2 and test.image_shape == (64, 80, 1)  # whole images
     assert all(200 <= test[i]["target"].min() for i in range(2))
+    with pytest.raises(FileNotFoundError, match="add a validation/ folder"):
+        _source("validation", str(photo_folder))
+    (photo_folder / "validation").mkdir()
+    Image.fromarray(np.full((64, 80), 120, np.uint8)).save(photo_folder / "validation" / "v.png")
+    validation = _source("validation", str(photo_folder), test_tile_size=0)
+    assert len(validation) == 1 and validation[0]["target"].min() == 120
 
 
 def test_whole_test_images_of_different_sizes_are_refused():

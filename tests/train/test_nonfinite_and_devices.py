@@ -137,6 +137,13 @@ def launch(workdir, devices, steps):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_a_best_metric_that_the_evaluation_split_never_reports_is_refused(tmp_path):
+    config = short_config(best_metric="validation_accuracy")  # lenet5_mnist evaluates 'test'
+    with pytest.raises(ValueError, match="not a metric of the evaluation split 'test'"):
+        loop.run(config, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything ran
+
+
 def test_a_run_saved_on_8_devices_resumes_on_1(tmp_path):
     launch(tmp_path / "eight", devices=8, steps=16)
     launch(tmp_path / "one", devices=1, steps=16)
