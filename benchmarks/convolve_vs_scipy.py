@@ -12,7 +12,6 @@ times mean little from one machine to another, so the CPU model is printed with 
 import argparse
 import json
 import os
-import pathlib
 import statistics
 import time
 
@@ -21,24 +20,16 @@ import numpy as np
 import scipy
 import scipy.signal
 
-from jaxconv import ops
+from jaxconv import ops, platform
 
 IMAGE_SHAPE = (512, 512)
 KERNEL_SIZES = (3, 9, 31)
 
 
-def cpu_model() -> str:
-    """The CPU's model name, family and model numbers (/proc/cpuinfo), and JAX's CPU devices."""
-    fields = {}
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name", "unknown CPU")
-    if "cpu family" in fields:  # names like 'AMD EPYC' omit the generation; these give it
-        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
-    return f"{name}, {os.cpu_count()} cores, {jax.local_device_count('cpu')} JAX CPU device(s)"
+def machine() -> str:
+    """The CPU (jaxconv.platform.cpu_model), its cores, and JAX's CPU devices."""
+    devices = jax.local_device_count("cpu")
+    return f"{platform.cpu_model()}, {os.cpu_count()} cores, {devices} JAX CPU device(s)"
 
 
 def time_side_by_side(jaxconv_call, scipy_call, repeats: int) -> tuple[float, float]:
@@ -89,7 +80,7 @@ def main() -> None:
 
     rows = [measure(size, options.mode, options.repeats) for size in KERNEL_SIZES]
     report = {
-        "cpu": cpu_model(),
+        "cpu": machine(),
         "jax": jax.__version__,
         "scipy": scipy.__version__,
         "image": "x".join(map(str, IMAGE_SHAPE)) + " float32",

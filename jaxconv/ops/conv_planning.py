@@ -9,11 +9,14 @@ shape not already in the plan file, compiles every formulation of the forward pa
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
 the fastest of each. The run's file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
-same choices without measuring again. On several processes, process 0's choices are used
-everywhere (the programs must be identical).
+same choices without measuring again. That file is named for the CPU, the jax and jaxlib
+versions and XLA_FLAGS it was measured under, so a home folder shared by different machines
+(cluster nodes, a resized VM) never hands one machine's choices to another. On several
+processes, process 0's choices are used everywhere (the programs must be identical).
 """
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -126,10 +129,25 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
     return plan, timings
 
 
+def machine() -> dict[str, str]:
+    """What a measurement's outcome depends on besides the shape: the CPU, the software, and
+    the XLA flags (which change the compiled kernels)."""
+    from jaxconv import platform
+
+    return {
+        "cpu": platform.cpu_model(),
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
 def cache_path() -> pathlib.Path:
-    """This machine's plan file: $JAXCONV_CACHE_DIR (default ~/.cache/jaxconv)/conv_plans.json."""
+    """This machine's plan file: $JAXCONV_CACHE_DIR (default ~/.cache/jaxconv)/
+    conv_plans-<digest of `machine()`>.json."""
     root = os.environ.get("JAXCONV_CACHE_DIR") or pathlib.Path.home() / ".cache" / "jaxconv"
-    return pathlib.Path(root) / "conv_plans.json"
+    digest = hashlib.sha256(json.dumps(machine(), sort_keys=True).encode()).hexdigest()[:12]
+    return pathlib.Path(root) / f"conv_plans-{digest}.json"
 
 
 def _file_key(key: Key) -> str:
@@ -157,12 +175,8 @@ def write_file(path: pathlib.Path, plans: dict[str, Plan], timings: dict[str, di
         entries[name] = {role: getattr(plan, role) for role in ROLES}
         if name in timings:
             entries[name]["seconds"] = timings[name]
-    from jaxconv import platform
-
     document = {
-        "cpu": platform.cpu_model(),
-        "jax": jax.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        **machine(),
         "formulations": _formulations(),  # what the choices were made among
         "plans": entries,
     }

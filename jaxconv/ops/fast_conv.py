@@ -45,7 +45,7 @@ NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 FORMULATIONS = {
     "forward": ("xla", "im2col", "taps", "winograd"),
     "input_grad": ("xla", "im2col", "col2im", "winograd"),
-    "kernel_grad": ("xla", "im2col", "taps", "winograd"),
+    "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd"),
 }
 
 
@@ -221,6 +221,32 @@ def kernel_grad_taps(x, dy, geometry: Geometry) -> jax.Array:
     return jnp.stack(grads).reshape(geometry.kernel_shape)
 
 
+def kernel_grad_swapped(x, dy, geometry: Geometry) -> jax.Array:
+    """The kernel gradient as XLA's forward convolution with the roles swapped: the input's
+    channels as the batch, its images as the features, and the output gradient as an
+    Ho x Wo kernel (dilated by the stride), sliding with the dilation as its stride. The
+    result, (C, KH, KW, O), is the gradient with the channel axis first."""
+    kernel_height, kernel_width = geometry.kernel_shape[:2]
+    out_height, out_width = geometry.output_size
+    (stride_h, stride_w), (dilation_h, dilation_w) = geometry.strides, geometry.dilation
+    _, height, width, _ = geometry.input_shape
+    # Cut the padded input to the rows and columns some output reads (negative high padding).
+    (low_h, _), (low_w, _) = geometry.padding
+    used_h = dilation_h * (kernel_height - 1) + stride_h * (out_height - 1) + 1
+    used_w = dilation_w * (kernel_width - 1) + stride_w * (out_width - 1) + 1
+    padding = ((low_h, used_h - height - low_h), (low_w, used_w - width - low_w))
+    grad = lax.conv_general_dilated(
+        _pad_spatial(x, padding),
+        dy,
+        window_strides=(dilation_h, dilation_w),
+        padding="VALID",
+        rhs_dilation=(stride_h, stride_w),
+        dimension_numbers=("CHWN", "IHWO", "NHWC"),
+        preferred_element_type=jnp.float32,
+    )
+    return jnp.transpose(grad, (1, 2, 0, 3)).astype(x.dtype)
+
+
 def input_grad_col2im(dy, w, geometry: Geometry) -> jax.Array:
     """Each output pixel's gradient spread over its window: one product with every tap of the
     kernel, then each tap's slab added back where that tap read the padded input."""
@@ -385,6 +411,7 @@ KERNEL_GRAD = {
     "xla": kernel_grad_xla,
     "im2col": kernel_grad_im2col,
     "taps": kernel_grad_taps,
+    "swapped": kernel_grad_swapped,
     "winograd": kernel_grad_winograd,
 }
 

@@ -23,7 +23,7 @@ IMAGES = jax.ShapeDtypeStruct((4, 12, 12, 3), jnp.float32)
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXCONV_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "conv_plans.json"
+    return conv_planning.cache_path()
 
 
 def test_every_convolution_is_planned_with_its_fastest_formulations(tmp_path, cache):
@@ -77,6 +77,28 @@ def test_machine_plans_chosen_among_fewer_formulations_are_measured_again(
     # The run's own file is never second-guessed: a resumed run computes what it did.
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert len(measured) == 2
+
+
+def test_plans_measured_on_another_machine_are_never_used_here(tmp_path, cache, monkeypatch):
+    # A home folder shared by two CPUs, or one machine under other XLA flags: each measures
+    # for itself and keeps its own file, and neither loses the other's plans.
+    first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    from jaxconv import platform
+
+    monkeypatch.setattr(platform, "cpu_model", lambda: "Another CPU (family 1 model 2)")
+    other = conv_planning.cache_path()
+    assert other != cache and other.parent == cache.parent
+    measured = []
+    real_measure = conv_planning.measure
+    monkeypatch.setattr(
+        conv_planning, "measure", lambda *key: measured.append(key) or real_measure(*key)
+    )
+    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    assert len(measured) == 2
+    assert json.loads(other.read_text())["cpu"] == "Another CPU (family 1 model 2)"
+    assert set(conv_planning.read_file(cache)) == {conv_planning._file_key(k) for k in first}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert conv_planning.cache_path() not in (cache, other)
 
 
 def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
