@@ -60,18 +60,25 @@ def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
     assert (tmp_path / "new.json").exists()
 
 
+@pytest.fixture
+def measured(monkeypatch):
+    """The (geometry, dtype) of every measurement made from here on."""
+    keys = []
+    real_measure = conv_planning.measure
+    monkeypatch.setattr(
+        conv_planning, "measure", lambda *key: keys.append(key) or real_measure(*key)
+    )
+    return keys
+
+
 def test_machine_plans_chosen_among_fewer_formulations_are_measured_again(
-    tmp_path, cache, monkeypatch
+    tmp_path, cache, measured
 ):
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     document = json.loads(cache.read_text())
     document["formulations"]["forward"].remove("winograd")  # as written before it existed
     cache.write_text(json.dumps(document))
-    measured = []
-    real_measure = conv_planning.measure
-    monkeypatch.setattr(
-        conv_planning, "measure", lambda *key: measured.append(key) or real_measure(*key)
-    )
+    measured.clear()
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
     assert len(measured) == 2
     # The run's own file is never second-guessed: a resumed run computes what it did.
@@ -79,20 +86,18 @@ def test_machine_plans_chosen_among_fewer_formulations_are_measured_again(
     assert len(measured) == 2
 
 
-def test_plans_measured_on_another_machine_are_never_used_here(tmp_path, cache, monkeypatch):
+def test_plans_measured_on_another_machine_are_never_used_here(
+    tmp_path, cache, monkeypatch, measured
+):
     # A home folder shared by two CPUs, or one machine under other XLA flags: each measures
     # for itself and keeps its own file, and neither loses the other's plans.
     first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    measured.clear()
     from jaxconv import platform
 
     monkeypatch.setattr(platform, "cpu_model", lambda: "Another CPU (family 1 model 2)")
     other = conv_planning.cache_path()
     assert other != cache and other.parent == cache.parent
-    measured = []
-    real_measure = conv_planning.measure
-    monkeypatch.setattr(
-        conv_planning, "measure", lambda *key: measured.append(key) or real_measure(*key)
-    )
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
     assert len(measured) == 2
     assert json.loads(other.read_text())["cpu"] == "Another CPU (family 1 model 2)"
@@ -143,7 +148,7 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
 def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_planned, expected):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     # Products alone: 'taps' wins the forward pass; the layer as a whole decides.
-    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0, "winograd": 3.0}
+    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0, "swapped": 3.0, "winograd": 3.0}
     monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *rest: alone[f])
     whole = {fast_conv.XLA_PLAN: 1.0}
     monkeypatch.setattr(
