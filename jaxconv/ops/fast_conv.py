@@ -17,6 +17,9 @@ formulation its `Plan` names:
 - 'col2im' (input gradient): one matrix product of the output gradient with all taps of the
   kernel, (N, Ho, Wo, O) x (O, KH * KW * C), then each tap's slab is added into the padded input
   at its offset (strides become interior padding), and the padding is cut off.
+- 'swapped' (kernel gradient): XLA's forward convolution with the roles exchanged: the
+  input's channels as the batch and its images as the features, the output gradient as an
+  Ho x Wo kernel, dilated by the stride and sliding with the layer's dilation as its stride.
 - 'winograd' (3x3, stride 1, no dilation): Winograd's minimal filtering F(2x2, 3x3) (Lavin and
   Gray, 2016). Each 2x2 block of outputs comes from a 4x4 input tile: the tiles and the kernel
   are transformed (B^T d B, G g G^T), multiplied as 16 matrix products (tiles x C) x (C x O),
