@@ -1,14 +1,17 @@
 """PSNR / SSIM of denoisers on held-out photographs, all on the same noisy images.
 
-    python benchmarks/denoise_table.py [--sigmas 25,50] [--json] [--runs runs]
+    python benchmarks/denoise_table.py [--sigmas 15,25,50] [--json] [--runs runs]
         [--no-self-ensemble]
 
 For each test photograph (camera, moon, coins, page: never seen in training) and noise level,
 one noisy image (Gaussian, seeded per image and sigma) is denoised by: scikit-image's non-local
 means, total variation and wavelet denoisers, BM3D (the `bm3d` package), and jaxconv's trained
-DnCNN and U-Net. jaxconv's models are read from `runs/dncnn_denoise` and `runs/unet_denoise`
-(sigma 25) and `runs/dncnn_denoise50` and `runs/unet_denoise50` (sigma 50): train them with
-experiments/dncnn_denoise.py and experiments/unet_denoise.py. A model not trained there is read
+DnCNN and U-Net, each trained for one sigma, and jaxconv's blind U-Net (`unet_blind`), one model
+trained for every sigma from 0 to 55 and never told which. jaxconv's models are read from
+`runs/dncnn_denoise` and `runs/unet_denoise` (sigma 25), `runs/dncnn_denoise50` and
+`runs/unet_denoise50` (sigma 50, and so on: `<method>_denoise<sigma>`) and
+`runs/unet_denoise_blind` (every sigma): train them with experiments/dncnn_denoise.py and
+experiments/unet_denoise.py (`:blind=True` for the blind one). A model not trained there is read
 from benchmarks/trained, where the models behind the README's table are committed; one in
 neither is left out of the table (and is null in the JSON). Each network's estimate is the
 mean over the image's 8 flips and rotations (the geometric self-ensemble), unless
@@ -28,7 +31,8 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS = ("camera", "moon", "coins", "page")
-METHODS = ("noisy", "nlm", "tv", "wavelet", "bm3d", "dncnn", "unet")
+METHODS = ("noisy", "nlm", "tv", "wavelet", "bm3d", "dncnn", "unet", "unet_blind")
+NETWORKS = ("dncnn", "unet", "unet_blind")
 TRAINED = ROOT / "benchmarks" / "trained"
 # Packages of the `benchmarks` extra that the classical rows import: {module: PyPI name}.
 CLASSICAL_PACKAGES = {"bm3d": "bm3d", "pywt": "PyWavelets"}
@@ -114,16 +118,23 @@ def undo_dihedral(image: np.ndarray, choice: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(unmirrored, -(choice % 4)))
 
 
+def run_name(method: str, sigma: float) -> str:
+    """The workdir name of `method`'s model for `sigma`: one per sigma, 25's unsuffixed, except
+    the blind model, which serves them all."""
+    if method == "unet_blind":
+        return "unet_denoise_blind"
+    return f"{method}_denoise" + ("" if sigma == 25 else f"{sigma:g}")
+
+
 def networks(runs: pathlib.Path, sigma: float) -> dict:
     """The trained networks for `sigma`: each from `runs` if trained there, else the exported
     model committed in benchmarks/trained (see its README.md)."""
     from jaxconv.train import restore
 
-    suffix = "" if sigma == 25 else str(int(sigma))
     found = {}
-    for method in ("dncnn", "unet"):
+    for method in NETWORKS:
         for folder in (runs, TRAINED):
-            workdir = folder / f"{method}_denoise{suffix}"
+            workdir = folder / run_name(method, sigma)
             saved = (workdir / "checkpoints").is_dir() or (
                 workdir / restore.EXPORTED_VARIABLES
             ).exists()
@@ -160,9 +171,7 @@ def table(sigmas, runs: pathlib.Path, self_ensemble: bool = True) -> dict:
     results = {}
     for sigma in sigmas:
         trained = networks(runs, sigma)
-        rows = {
-            method: {} for method in METHODS if method not in ("dncnn", "unet") or method in trained
-        }
+        rows = {method: {} for method in METHODS if method not in NETWORKS or method in trained}
         for index, name in enumerate(PHOTOS):
             clean = noisy_patches.photo(name).astype(np.float64) / 255.0
             noisy = noisy_image(clean, sigma, index)
@@ -190,7 +199,7 @@ def json_row(rows: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sigmas", default="25,50")
+    parser.add_argument("--sigmas", default="15,25,50")
     parser.add_argument("--runs", default=str(ROOT / "runs"))
     parser.add_argument("--json", action="store_true")
     parser.add_argument(

@@ -2,6 +2,8 @@
 
     python launch.py --config experiments/unet_denoise.py --workdir runs/unet_denoise
     python launch.py --config experiments/unet_denoise.py:sigma=50 --workdir runs/unet_denoise50
+    python launch.py --config experiments/unet_denoise.py:blind=True \\
+        --workdir runs/unet_denoise_blind
     python benchmarks/denoise_table.py   # PSNR/SSIM table against BM3D and classical methods
 
 Trained on random 48x48 patches (with flips and rotations) of 14 photographs, evaluated while
@@ -9,15 +11,21 @@ training on tiles covering two validation photographs (scikit-learn's china and 
 by benchmarks/denoise_table.py on 4 photographs it never saw (camera, moon, coins, page);
 additive Gaussian noise of `sigma` on the 0-255 scale. U-Net with 'same' padding, 3 levels,
 base width 32, no batch norm, predicting the noise (residual learning); mean squared error,
-Adam with cosine decay. Pixels are scaled to [0, 1] (mean 0, std 1) so PSNR and SSIM are on
-the usual scale.
+Adam with cosine decay. `blind=True` trains one model for every noise level: each training
+patch's sigma is drawn uniformly from BLIND_SIGMA_RANGE (DnCNN-B's range), so the network must
+judge the noise level itself; validation stays at `sigma`. Pixels are scaled to [0, 1] (mean
+0, std 1) so PSNR and SSIM are on the usual scale.
 """
 
 from jaxconv.configs import base, loading
 
+BLIND_SIGMA_RANGE = (0.0, 55.0)
+
 
 def get_config(arg=None):
-    options = loading.parse_variant(arg, {"sigma": 25.0, "steps": 20_000, "init": ""})
+    options = loading.parse_variant(
+        arg, {"sigma": 25.0, "blind": False, "steps": 20_000, "init": ""}
+    )
     config = base.get_config()
     config.task = "denoising"
     config.denoising.predicts_noise = True
@@ -28,6 +36,8 @@ def get_config(arg=None):
     config.data.name = "noisy_patches"
     config.data.patch_size = 48
     config.data.sigma = float(options["sigma"])
+    if options["blind"]:
+        config.data.sigma_range = BLIND_SIGMA_RANGE
     config.data.num_train_examples = 1_000_000  # random patches: no epoch repeats a window
     config.data.mean, config.data.std = 0.0, 1.0
     config.batch_size = 32

@@ -1,7 +1,8 @@
-"""The denoising table's geometric self-ensemble turns every view back to the image's frame."""
+"""The denoising table: its geometric self-ensemble, the trained models it finds, its JSON."""
 
 import importlib.util
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -54,16 +55,46 @@ def test_self_ensemble_averages_a_shift_over_the_four_directions():
 def test_each_committed_model_denoises_a_photograph_it_never_saw(folder):
     # A crop of `coins`, a test photograph, at the model's own sigma: every committed model must
     # load from its float16 export and clean far beyond the noisy input (the README's tables
-    # show 9-20 dB per whole photograph).
+    # show 4-20 dB per whole photograph).
     from jaxconv.data import noisy_patches
 
+    # A blind model is held to it at the low and high sigmas of the table as well, to 3 dB at
+    # sigma 15, where there is less noise to take away (the blind model: 4.2 dB on this crop).
     network_ = denoise_table.Network(denoise_table.TRAINED / folder)
-    sigma = network_.config.data.sigma
+    data = network_.config.data
+    sigmas = (15.0, data.sigma, 50.0) if data.sigma_range else (data.sigma,)
     clean = noisy_patches.photo("coins")[100:196, 150:246].astype(np.float64) / 255.0
-    noisy = denoise_table.noisy_image(clean, sigma, 2)
-    noisy_psnr, _ = denoise_table.scores(noisy, clean)
-    denoised_psnr, _ = denoise_table.scores(network_(noisy, self_ensemble=False), clean)
-    assert denoised_psnr > noisy_psnr + 5.0, (folder, noisy_psnr, denoised_psnr)
+    for sigma in sigmas:
+        noisy = denoise_table.noisy_image(clean, sigma, 2)
+        noisy_psnr, _ = denoise_table.scores(noisy, clean)
+        denoised_psnr, _ = denoise_table.scores(network_(noisy, self_ensemble=False), clean)
+        gain = 3.0 if sigma < 20 else 5.0
+        assert denoised_psnr > noisy_psnr + gain, (folder, sigma, noisy_psnr, denoised_psnr)
+
+
+@pytest.mark.parametrize(
+    "method, sigma, name",
+    [
+        ("unet", 25, "unet_denoise"),
+        ("dncnn", 50, "dncnn_denoise50"),
+        ("unet", 15, "unet_denoise15"),
+        ("unet", 12.5, "unet_denoise12.5"),
+        ("unet_blind", 15, "unet_denoise_blind"),
+        ("unet_blind", 50, "unet_denoise_blind"),
+    ],
+)
+def test_each_sigma_has_its_own_run_but_the_blind_model_serves_all(method, sigma, name):
+    assert denoise_table.run_name(method, sigma) == name
+
+
+def test_a_model_trained_in_runs_is_used_and_a_missing_one_left_out(tmp_path, monkeypatch):
+    committed = denoise_table.TRAINED / "unet_denoise"
+    runs = tmp_path / "runs"
+    shutil.copytree(committed, runs / "unet_denoise15")
+    monkeypatch.setattr(denoise_table, "TRAINED", tmp_path / "nothing_committed")
+    found = denoise_table.networks(runs, 15.0)
+    assert list(found) == ["unet"]
+    assert found["unet"].workdir == runs / "unet_denoise15"
 
 
 def test_json_row_names_every_method_and_nulls_an_untrained_network():
