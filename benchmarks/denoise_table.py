@@ -185,7 +185,7 @@ def table(sigmas, runs: pathlib.Path, self_ensemble: bool = True) -> dict:
                     estimate = classical(method, noisy, sigma)
                 seconds = time.perf_counter() - started
                 rows[method][name] = (*scores(estimate, clean), seconds)
-        results[str(int(sigma))] = rows
+        results[f"{sigma:g}"] = rows
     return results
 
 

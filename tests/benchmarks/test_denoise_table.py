@@ -120,3 +120,19 @@ def test_missing_classical_packages_are_named_with_the_install_command(monkeypat
     message = str(exit_.value)
     assert "NoSuchPackage and Other" in message and "numpy" not in message
     assert "pip install -e '.[benchmarks]'" in message
+
+
+def test_table_keys_each_sigma_as_written_and_skips_untrained_networks(tmp_path, monkeypatch):
+    # The classical denoisers are replaced by the identity and no network is trained: the table's
+    # bookkeeping alone, on one small photograph.
+    monkeypatch.setattr(denoise_table, "PHOTOS", ("coins",))
+    monkeypatch.setattr(denoise_table, "TRAINED", tmp_path / "nothing_committed")
+    monkeypatch.setattr(denoise_table, "classical", lambda method, noisy, sigma: noisy)
+    results = denoise_table.table([12.5, 25.0], tmp_path / "runs")
+    assert list(results) == ["12.5", "25"]
+    for rows in results.values():
+        assert list(rows) == [m for m in denoise_table.METHODS if m not in denoise_table.NETWORKS]
+    # Each sigma's own noise: doubling it costs the noisy image 20 log10(2) = 6.02 dB of PSNR
+    # (a little less, as pixels pushed past 0 or 1 are clipped before scoring).
+    drop = results["12.5"]["noisy"]["coins"][0] - results["25"]["noisy"]["coins"][0]
+    assert 5.6 < drop < 6.03, drop
