@@ -7,7 +7,11 @@
 `plan` traces the function abstractly to find the 2-D convolutions it contains, then, for each
 shape not already in the plan file, compiles every formulation of the forward pass, the input
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
-the fastest of each. The run's file keeps its choices, so a resumed run computes exactly what
+the fastest of each. Products measured alone can mislead about a whole network (what XLA
+fuses or overlaps around a convolution changes with its formulation), so the network's
+gradient is then timed three ways, side by side: with every choice, with only oneDNN's
+(jaxconv.ops.onednn) and with XLA's convolutions throughout; the fastest is kept. The run's
+file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
 versions and XLA_FLAGS it was measured under, so a home folder shared by different machines
@@ -36,6 +40,12 @@ ROLES = ("forward", "input_grad", "kernel_grad")
 # MAX_REPEATS times): enough to rank formulations that differ by more than a few percent.
 MEASURE_SECONDS = 0.02
 MAX_REPEATS = 3
+# The whole network's gradient is timed this many times per variant, the variants taking
+# turns (so a machine whose speed drifts slows them alike), and compared by the median.
+NETWORK_ROUNDS = 5
+# What the network-level check chooses among: every planned formulation, only the library
+# kernels (oneDNN's, with XLA's elsewhere), XLA's convolution alone.
+VARIANTS = ("planned", "onednn", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
 
@@ -113,7 +123,7 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
     gradients, is faster with it than with XLA's convolution.
     """
     choice, timings = {}, {}
-    for role, options in fast_conv.candidates(geometry).items():
+    for role, options in fast_conv.candidates(geometry, dtype).items():
         timings[role] = {}
         for formulation in options:  # XLA's first: the time to beat
             best = min(timings[role].values(), default=math.inf)
@@ -127,6 +137,83 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
         if planned >= xla:
             plan = fast_conv.XLA_PLAN
     return plan, timings
+
+
+def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
+    """`plans` as `variant` (one of VARIANTS) computes them: 'onednn' keeps only the choices
+    of oneDNN's formulation, XLA's elsewhere; 'xla' is XLA's everywhere."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if variant == "planned":
+        return dict(plans)
+    kept = {"onednn"} if variant == "onednn" else set()
+    return {
+        key: Plan(
+            **{role: name if (name := getattr(plan, role)) in kept else "xla" for role in ROLES}
+        )
+        for key, plan in plans.items()
+    }
+
+
+def _gradient_function(fn: Callable, kwargs: dict):
+    """The gradient, with respect to the first argument, of the sum of `fn`'s floating outputs:
+    every convolution of `fn` forward and backward, as a training step runs them."""
+
+    def gradient(first, *rest):
+        def total(first):
+            outputs = jax.tree.leaves(fn(first, *rest, **kwargs))
+            return sum(
+                jnp.sum(leaf.astype(jnp.float32))
+                for leaf in outputs
+                if jnp.issubdtype(leaf.dtype, jnp.floating)
+            )
+
+        return jax.grad(total)(first)
+
+    return gradient
+
+
+def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Plan]):
+    """(the fastest of VARIANTS for `fn`'s gradient, each variant's median seconds). Variants
+    that compute the same thing as an earlier one are not timed."""
+    variants: dict[str, dict[Key, Plan]] = {}
+    for name in ("xla", "planned", "onednn"):  # a variant equal to an earlier one: its name
+        restricted = restrict(plans, name)
+        if restricted not in variants.values():
+            variants[name] = restricted
+    if len(variants) == 1:
+        return next(iter(variants)), {}
+    rng = np.random.default_rng(0)
+
+    def concrete(leaf):
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            return jnp.asarray(rng.standard_normal(leaf.shape), leaf.dtype)
+        return leaf
+
+    args = jax.tree.map(concrete, args)
+    gradient = _gradient_function(fn, kwargs)
+    compiled = {
+        name: jax.jit(fast_conv.with_plans(gradient, chosen)).lower(*args).compile()
+        for name, chosen in variants.items()
+    }
+    times = {name: [] for name in compiled}
+    for call in compiled.values():
+        jax.block_until_ready(call(*args))  # warm-up
+    for _ in range(NETWORK_ROUNDS):
+        for name, call in compiled.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call(*args))
+            times[name].append(time.perf_counter() - start)
+    medians = {name: float(np.median(values)) for name, values in times.items()}
+    return min(medians, key=medians.get), medians
+
+
+def _network_key(plans: dict[Key, Plan]) -> str:
+    """Names a network by its convolutions and their per-shape choices."""
+    entries = sorted(
+        [_file_key(key), *(getattr(plan, role) for role in ROLES)] for key, plan in plans.items()
+    )
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
 def machine() -> dict[str, str]:
@@ -169,7 +256,21 @@ def read_file(path: pathlib.Path) -> dict[str, Plan]:
         ) from None
 
 
-def write_file(path: pathlib.Path, plans: dict[str, Plan], timings: dict[str, dict]) -> None:
+def read_networks(path: pathlib.Path) -> dict[str, str]:
+    """The network-level choices a plan file holds, by `_network_key`."""
+    try:
+        networks = json.loads(path.read_text()).get("networks", {})
+    except (OSError, ValueError):
+        return {}
+    return {key: value for key, value in networks.items() if value in VARIANTS}
+
+
+def write_file(
+    path: pathlib.Path,
+    plans: dict[str, Plan],
+    timings: dict[str, dict],
+    networks: dict[str, str] | None = None,
+) -> None:
     entries = {}
     for name, plan in sorted(plans.items()):
         entries[name] = {role: getattr(plan, role) for role in ROLES}
@@ -179,6 +280,7 @@ def write_file(path: pathlib.Path, plans: dict[str, Plan], timings: dict[str, di
         **machine(),
         "formulations": _formulations(),  # what the choices were made among
         "plans": entries,
+        "networks": dict(sorted((networks or {}).items())),
     }
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(document, indent=1))
@@ -214,8 +316,10 @@ def plan(
     """Plans for every convolution `fn(*args, **kwargs)` traces (see the module docstring).
 
     Each shape's plan comes from `path` (the run's own file) if it is there, else from the
-    machine's file (`use_cache`), else is measured; `path` and the machine's file are then
-    written with every plan they lack.
+    machine's file (`use_cache`), else is measured; then, unless the run's file held them all,
+    the network-level check (`measure_network`, or its earlier outcome in the machine's file)
+    decides which of them are used. `path` and the machine's file are written with every plan
+    and outcome they lack; the run's file holds the plans as used.
     """
     path = None if path is None else pathlib.Path(path)
     keys = find_convolutions(fn, *args, **kwargs)
@@ -231,20 +335,41 @@ def plan(
             plans[key] = own.get(name, cached.get(name))
         else:
             plans[key], timings[name] = measure(*key)
+    measuring_seconds = time.perf_counter() - started
     if use_cache and jax.process_index() == 0 and set(map(_file_key, keys)) - set(cached):
         plans = _merge_into_cache(plans, timings)
+    networks, network_seconds = {}, {}
+    if jax.process_index() == 0 and any(_file_key(key) not in own for key in keys):
+        network = _network_key(plans)
+        variant = _cached_networks().get(network) if use_cache else None
+        if variant is None:
+            variant, network_seconds = measure_network(fn, args, kwargs, plans)
+            if use_cache:
+                variant = _merge_network_into_cache(network, variant)
+        networks[network] = variant
+        restricted = restrict(plans, variant)
+        plans = {key: plans[key] if _file_key(key) in own else restricted[key] for key in keys}
     if jax.process_count() > 1:
         plans = _agree_across_processes(keys, plans)
     named = {_file_key(key): value for key, value in plans.items()}
     if jax.process_index() == 0 and path is not None and set(named) - set(own):
-        write_file(path, {**named, **own}, timings)
+        write_file(path, {**named, **own}, timings, networks)
     if log is not None:
         faster = sum(value != fast_conv.XLA_PLAN for value in plans.values())
         log(
             f"Convolutions: {len(keys)} shapes, {faster} computed faster than by XLA alone; "
-            f"{len(timings)} measured in {time.perf_counter() - started:.1f} s, the others "
+            f"{len(timings)} measured in {measuring_seconds:.1f} s, the others "
             f"read from {path if path is not None and own else cache_path()}."
         )
+        if network_seconds:
+            times = ", ".join(
+                f"{name} {seconds:.3f} s" for name, seconds in network_seconds.items()
+            )
+            log(
+                f"Convolutions, the network's gradient (median of {NETWORK_ROUNDS}): {times}; "
+                f"using {next(iter(networks.values()))!r} (checked in "
+                f"{time.perf_counter() - started - measuring_seconds:.1f} s)."
+            )
     return plans
 
 
@@ -260,6 +385,17 @@ def _read_cache() -> dict[str, Plan]:
         return {}
 
 
+def _cached_networks() -> dict[str, str]:
+    """The machine's network-level outcomes, under the same condition as its plans."""
+    path = cache_path()
+    try:
+        if json.loads(path.read_text()).get("formulations") != _formulations():
+            return {}
+    except (OSError, ValueError):
+        return {}
+    return read_networks(path)
+
+
 def _formulations() -> dict[str, list[str]]:
     return {role: list(fast_conv.FORMULATIONS[role]) for role in ROLES}
 
@@ -268,15 +404,30 @@ def _merge_into_cache(plans: dict[Key, Plan], timings: dict[str, dict]) -> dict[
     """Writes the measured plans into the machine's file and returns `plans`, with the plan of
     any shape another run wrote there meanwhile in place of this run's measurement: every run
     of a shape on this machine then computes it the same way (the first measurement stays)."""
+    merged = _update_cache(plans, timings, {})
+    return plans if merged is None else merged[0]
+
+
+def _merge_network_into_cache(network: str, variant: str) -> str:
+    """Writes a network-level outcome into the machine's file; returns the one kept there (an
+    earlier run's, if another run wrote it meanwhile)."""
+    merged = _update_cache({}, {}, {network: variant})
+    return variant if merged is None else merged[1][network]
+
+
+def _update_cache(plans: dict[Key, Plan], timings: dict[str, dict], networks: dict[str, str]):
+    """Merges into the machine's file, entries already there winning, as one locked step:
+    (plans, networks) as kept, or None when the file cannot be written."""
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # read, merge and write as one step
-            cached = _read_cache()
+            cached, cached_networks = _read_cache(), _cached_networks()
             plans = {key: cached.get(_file_key(key), value) for key, value in plans.items()}
+            networks = {key: cached_networks.get(key, value) for key, value in networks.items()}
             named = {_file_key(key): value for key, value in plans.items()}
-            write_file(path, {**named, **cached}, timings)
+            write_file(path, {**named, **cached}, timings, {**networks, **cached_networks})
     except OSError:
-        pass  # an unwritable cache costs only a measurement next time
-    return plans
+        return None  # an unwritable cache costs only a measurement next time
+    return plans, networks

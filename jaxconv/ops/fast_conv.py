@@ -26,6 +26,9 @@ formulation its `Plan` names:
   one per transformed position, and transformed back (A^T m A): 16 multiplications where the
   direct form has 36, 2.25x fewer. The input gradient is the same algorithm on the transposed
   convolution; the kernel gradient is the transpose of the forward map in the kernel.
+- 'onednn' (forward; input gradient at stride 1): oneDNN's convolution, the library PyTorch's
+  CPU convolutions run on, through the custom call jaxlib carries for it
+  (jaxconv.ops.onednn). Offered only where `onednn.available()` found it correct, for float32.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
 results agree to float rounding (tests/ops/test_fast_conv.py checks them against `jax.grad` of
@@ -43,11 +46,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxconv.ops import onednn
+
 Pairs = tuple[tuple[int, int], tuple[int, int]]
 NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 FORMULATIONS = {
-    "forward": ("xla", "im2col", "taps", "winograd"),
-    "input_grad": ("xla", "im2col", "col2im", "winograd"),
+    "forward": ("xla", "im2col", "taps", "winograd", "onednn"),
+    "input_grad": ("xla", "im2col", "col2im", "winograd", "onednn"),
     "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd"),
 }
 
@@ -116,27 +121,34 @@ class Plan:
 XLA_PLAN = Plan()
 
 
-def candidates(geometry: Geometry) -> dict[str, tuple[str, ...]]:
-    """The formulations that can compute each product of `geometry`."""
-    options = dict(FORMULATIONS)
+def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[str, ...]]:
+    """The formulations that can compute each product of `geometry` in `dtype` (a name)."""
+    excluded = {role: set() for role in FORMULATIONS}
     if not winograd_applies(geometry):
-        options = {
-            role: tuple(f for f in names if f != "winograd") for role, names in options.items()
-        }
+        for role in excluded:
+            excluded[role].add("winograd")
     if geometry.strides != (1, 1):  # im2col of the transposed convolution needs stride 1
-        options["input_grad"] = ("xla", "col2im")
-    return options
+        excluded["input_grad"].update(("im2col", "onednn"))
+    if dtype not in onednn.DTYPES or not onednn.available():
+        excluded["forward"].add("onednn")
+        excluded["input_grad"].add("onednn")
+    elif any(low < 0 or high < 0 for low, high in _transposed_geometry(geometry).padding):
+        excluded["input_grad"].add("onednn")  # padding wider than the kernel's reach
+    return {
+        role: tuple(name for name in names if name not in excluded[role])
+        for role, names in FORMULATIONS.items()
+    }
 
 
-def check_plan(plan: Plan, geometry: Geometry) -> None:
+def check_plan(plan: Plan, geometry: Geometry, dtype: str = "float32") -> None:
     """Refuses a plan (from an edited or foreign plan file, say) naming a formulation that
     cannot compute this shape, rather than computing something else."""
-    options = candidates(geometry)
+    options = candidates(geometry, dtype)
     for role in FORMULATIONS:
         if getattr(plan, role) not in options[role]:
             raise ValueError(
-                f"the convolution plan for {geometry.key} computes the {role} by "
-                f"{getattr(plan, role)!r}, which cannot compute that shape (it can: "
+                f"the convolution plan for {geometry.key} ({dtype}) computes the {role} by "
+                f"{getattr(plan, role)!r}, which cannot compute that shape here (it can: "
                 f"{', '.join(options[role])}); delete the plan file to measure again."
             )
 
@@ -198,6 +210,12 @@ def _xla_forward(x, w, geometry: Geometry):
         geometry.padding,
         rhs_dilation=geometry.dilation,
         dimension_numbers=NHWC_SPEC,
+    )
+
+
+def forward_onednn(x, w, geometry: Geometry) -> jax.Array:
+    return onednn.convolution(
+        x, w, NHWC_SPEC, geometry.strides, geometry.padding, geometry.dilation
     )
 
 
@@ -312,6 +330,11 @@ def input_grad_im2col(dy, w, geometry: Geometry) -> jax.Array:
     return forward_im2col(dy, _flipped_kernel(w), _transposed_geometry(geometry))
 
 
+def input_grad_onednn(dy, w, geometry: Geometry) -> jax.Array:
+    """Stride 1 only, and padding no wider than the kernel's reach."""
+    return forward_onednn(dy, _flipped_kernel(w), _transposed_geometry(geometry))
+
+
 def input_grad_xla(dy, w, geometry: Geometry) -> jax.Array:
     shape = jax.ShapeDtypeStruct(geometry.input_shape, dy.dtype)
     return jax.linear_transpose(lambda x: _xla_forward(x, w, geometry), shape)(dy)[0]
@@ -403,12 +426,14 @@ FORWARD = {
     "im2col": forward_im2col,
     "taps": forward_taps,
     "winograd": forward_winograd,
+    "onednn": forward_onednn,
 }
 INPUT_GRAD = {
     "xla": input_grad_xla,
     "im2col": input_grad_im2col,
     "col2im": input_grad_col2im,
     "winograd": input_grad_winograd,
+    "onednn": input_grad_onednn,
 }
 KERNEL_GRAD = {
     "xla": kernel_grad_xla,
@@ -551,6 +576,6 @@ def conv_general_dilated(
                 collected.add(key)
             plan = (plans or {}).get(key, XLA_PLAN)
             if plan != XLA_PLAN:
-                check_plan(plan, geometry)
+                check_plan(plan, *key)
                 return planned_conv(lhs, rhs, geometry, plan)
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)

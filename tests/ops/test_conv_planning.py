@@ -138,6 +138,7 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
         return measure(geometry, dtype)
 
     monkeypatch.setattr(conv_planning, "measure", measured_while_another_run_wrote)
+    monkeypatch.setattr(conv_planning, "measure_network", lambda *args: ("planned", {}))
     cache.parent.mkdir(parents=True)
     plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert set(plans.values()) == {theirs}
@@ -148,7 +149,15 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
 def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_planned, expected):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     # Products alone: 'taps' wins the forward pass; the layer as a whole decides.
-    alone = {"xla": 1.0, "im2col": 3.0, "taps": 0.5, "col2im": 3.0, "swapped": 3.0, "winograd": 3.0}
+    alone = {
+        "xla": 1.0,
+        "im2col": 3.0,
+        "taps": 0.5,
+        "col2im": 3.0,
+        "swapped": 3.0,
+        "winograd": 3.0,
+        "onednn": 3.0,
+    }
     monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *rest: alone[f])
     whole = {fast_conv.XLA_PLAN: 1.0}
     monkeypatch.setattr(
@@ -165,3 +174,54 @@ def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_pla
 class _Tagged:
     def __init__(self, plan):
         self.plan = plan
+
+
+def test_restrict_keeps_each_variants_formulations_only():
+    geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    plans = {(geometry, "float32"): fast_conv.Plan("onednn", "col2im", "swapped")}
+    key = (geometry, "float32")
+    assert conv_planning.restrict(plans, "planned") == plans
+    assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "xla")
+    assert conv_planning.restrict(plans, "xla")[key] == fast_conv.XLA_PLAN
+    with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
+        conv_planning.restrict(plans, "fastest")
+
+
+def test_the_network_level_check_times_each_distinct_variant():
+    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
+    forced = {key: fast_conv.Plan("taps", "col2im", "taps") for key in keys}
+    variant, seconds = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, forced)
+    # No oneDNN choice in these plans, so 'onednn' computes what 'xla' does and is not timed.
+    assert set(seconds) == {"planned", "xla"}
+    assert all(value > 0 for value in seconds.values())
+    assert variant == min(seconds, key=seconds.get)
+    unplanned = {key: fast_conv.XLA_PLAN for key in keys}
+    assert conv_planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned) == ("xla", {})
+
+
+def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
+    tmp_path, cache, monkeypatch
+):
+    calls = []
+
+    def xla_was_fastest(fn, args, kwargs, plans):
+        calls.append(plans)
+        return "xla", {"planned": 2.0, "xla": 1.0}
+
+    monkeypatch.setattr(conv_planning, "measure_network", xla_was_fastest)
+    monkeypatch.setattr(conv_planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
+    messages = []
+    plans = conv_planning.plan(
+        two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
+    )
+    assert len(calls) == 1 and set(calls[0].values()) == {fast_conv.Plan("taps")}
+    assert set(plans.values()) == {fast_conv.XLA_PLAN}
+    assert "planned 2.000 s, xla 1.000 s; using 'xla' (checked in" in messages[1]
+    # The run's file holds the plans as used; the machine's the measured ones and the outcome.
+    assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {fast_conv.XLA_PLAN}
+    assert set(conv_planning.read_file(cache).values()) == {fast_conv.Plan("taps")}
+    assert list(conv_planning.read_networks(cache).values()) == ["xla"]
+    # A new run of the same network on this machine, and the resumed run, measure nothing.
+    again = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    resumed = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    assert again == resumed == plans and len(calls) == 1
