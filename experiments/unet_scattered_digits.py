@@ -9,7 +9,7 @@ of its maximum, else 0. Training canvases hold 4-6 digits of its training split 
 in both): twice as many digits a step as the test canvases, for more digits seen a second.
 U-Net with 'same' padding (4 levels, base width 16, batch norm, transposed-convolution
 up-sampling), deeply supervised (its two coarsest decoder levels predict the labels too, their
-loss weighted 0.4), cross-entropy plus Dice loss, AdamW with cosine decay, 3,300 steps of 16.
+loss weighted 0.4), cross-entropy plus Dice loss, AdamW with cosine decay, 4,500 steps of 16.
 The run's summary.json holds `test_miou` (mean IoU over the 11 classes on 496 held-out
 canvases); the README's results table gives the measured figure and time.
 """
@@ -40,9 +40,11 @@ def get_config():
     config.optimizer.name = "adamw"
     config.optimizer.weight_decay = 1e-4
     config.optimizer.warmup_epochs = 0.02
-    config.num_train_steps = 3300
+    # 3,300 steps ended at 0.846-0.854 across machines and seeds, at the target rather than
+    # clear of it; 4,500 reached 0.867 in 13 minutes on a 2-core Zen 5.
+    config.num_train_steps = 4500
     config.log_every_steps = 25
-    config.eval_every_steps = 1650
+    config.eval_every_steps = 2250
     config.checkpoint_every_steps = 500
     config.best_metric = "test_miou"
     return config
