@@ -43,7 +43,9 @@ DTYPES = ("float32",)
 def _config(dimension_numbers: lax.ConvDimensionNumbers, strides, padding, dilation) -> str:
     """The call's backend config: XLA's `BackendConfig` proto, as JSON, holding a
     `OneDnnConvolutionConfig`. Axes are the operands' own (logical) axes; oneDNN reads any
-    order and reorders to its preferred layout itself."""
+    order and reorders to its preferred layout itself. As jaxlib 0.10.2 reads it: axes,
+    padding and strides as they are, dilations as XLA's (1: none); earlier releases offset
+    some of them by one, a difference `available()` exists to catch."""
     lhs, rhs, out = dimension_numbers
     return json.dumps(
         {
