@@ -186,7 +186,12 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
     rng = np.random.default_rng(0)
 
     def concrete(leaf):
-        if isinstance(leaf, jax.ShapeDtypeStruct):
+        """Every argument as an array of this process's default device: the check runs on
+        process 0 alone, so it must not touch arrays spread over other processes (those, and
+        abstract ones, become random arrays of their shape; the timing does not need them)."""
+        if isinstance(leaf, jax.Array) and leaf.is_fully_addressable:
+            return jnp.asarray(np.asarray(leaf))
+        if isinstance(leaf, jax.ShapeDtypeStruct | jax.Array):
             return jnp.asarray(rng.standard_normal(leaf.shape), leaf.dtype)
         return leaf
 
