@@ -6,7 +6,7 @@ For each layer below, every formulation that jaxconv.ops.fast_conv can use for e
 (forward pass, input gradient, kernel gradient) is timed alone in milliseconds, best of a few
 runs, as the planner times it (jaxconv.ops.conv_planning.time_formulation), with the XLA flags
 a jaxconv run sets. A dash: the formulation cannot compute that product of that layer (or, for
-oneDNN's, this jaxlib has no usable call).
+oneDNN's, neither jaxlib's call nor oneDNN's library is usable here for it).
 """
 
 import os
@@ -18,12 +18,21 @@ platform.configure_xla(os.environ)  # before JAX starts: the flags a jaxconv run
 from jaxconv.ops import conv_planning, fast_conv  # noqa: E402
 
 SAME_3X3 = ((1, 1), (1, 1))
+ONE = (1, 1)
+# name: (input NHWC, kernel HWIO, strides, padding)
 LAYERS = {
-    "ResNet-18 64 -> 64, 3x3, 64x32x32": ((64, 32, 32, 64), (3, 3, 64, 64), SAME_3X3),
-    "ResNet-18 CIFAR stem 3 -> 64, 3x3, 64x32x32": ((64, 32, 32, 3), (3, 3, 3, 64), SAME_3X3),
-    "LeNet-5 1 -> 6, 5x5, 128x28x28": ((128, 28, 28, 1), (5, 5, 1, 6), ((2, 2), (2, 2))),
-    "LeNet-5 6 -> 16, 5x5, 128x14x14": ((128, 14, 14, 6), (5, 5, 6, 16), ((0, 0), (0, 0))),
-    "U-Net 16 -> 16, 3x3, 16x64x64": ((16, 64, 64, 16), (3, 3, 16, 16), SAME_3X3),
+    "ResNet-18 64 -> 64, 3x3, 64x32x32": ((64, 32, 32, 64), (3, 3, 64, 64), ONE, SAME_3X3),
+    "ResNet-18 64 -> 128, 3x3 stride 2, 64x32x32": (
+        (64, 32, 32, 64),
+        (3, 3, 64, 128),
+        (2, 2),
+        SAME_3X3,
+    ),
+    "ResNet-18 CIFAR stem 3 -> 64, 3x3, 64x32x32": ((64, 32, 32, 3), (3, 3, 3, 64), ONE, SAME_3X3),
+    "LeNet-5 1 -> 6, 5x5, 128x28x28": ((128, 28, 28, 1), (5, 5, 1, 6), ONE, ((2, 2), (2, 2))),
+    "LeNet-5 6 -> 16, 5x5, 128x14x14": ((128, 14, 14, 6), (5, 5, 6, 16), ONE, ((0, 0), (0, 0))),
+    "U-Net 64 -> 64, 3x3, 16x64x64": ((16, 64, 64, 64), (3, 3, 64, 64), ONE, SAME_3X3),
+    "U-Net 1024 -> 1024, 3x3, 16x4x4": ((16, 4, 4, 1024), (3, 3, 1024, 1024), ONE, SAME_3X3),
 }
 
 
@@ -33,8 +42,8 @@ def main() -> None:
     names = ["xla", *sorted(others)]
     print("| layer | product | " + " | ".join(names) + " |")
     print("|---|---|" + "---:|" * len(names))
-    for layer, (input_shape, kernel_shape, padding) in LAYERS.items():
-        geometry = fast_conv.Geometry(input_shape, kernel_shape, (1, 1), padding, (1, 1))
+    for layer, (input_shape, kernel_shape, strides, padding) in LAYERS.items():
+        geometry = fast_conv.Geometry(input_shape, kernel_shape, strides, padding, (1, 1))
         for role, options in fast_conv.candidates(geometry).items():
             cells = []
             for name in names:

@@ -9,8 +9,9 @@ shape not already in the plan file, compiles every formulation of the forward pa
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
 the fastest of each. Products measured alone can mislead about a whole network (what XLA
 fuses or overlaps around a convolution changes with its formulation), so the network's
-gradient is then timed three ways, side by side: with every choice, with only oneDNN's
-(jaxconv.ops.onednn) and with XLA's convolutions throughout; the fastest is kept. The run's
+gradient is then timed three ways, side by side: with every choice, with oneDNN's
+(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, and with XLA's
+convolutions throughout; the fastest is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
@@ -43,8 +44,9 @@ MAX_REPEATS = 3
 # The whole network's gradient is timed this many times per variant, the variants taking
 # turns (so a machine whose speed drifts slows them alike), and compared by the median.
 NETWORK_ROUNDS = 5
-# What the network-level check chooses among: every planned formulation, only the library
-# kernels (oneDNN's, with XLA's elsewhere), XLA's convolution alone.
+# What the network-level check chooses among: every planned formulation; oneDNN's wherever it
+# can compute a product (XLA's elsewhere), since products timed alone on a busy machine can
+# rank a library kernel below XLA's by chance; XLA's convolution alone.
 VARIANTS = ("planned", "onednn", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
@@ -140,19 +142,19 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
 
 
 def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
-    """`plans` as `variant` (one of VARIANTS) computes them: 'onednn' keeps only the choices
-    of oneDNN's formulation, XLA's elsewhere; 'xla' is XLA's everywhere."""
+    """`plans` as `variant` (one of VARIANTS) computes them: 'planned' as they are; 'onednn'
+    with oneDNN's formulation for every product it can compute, whatever was chosen, and
+    XLA's for the others; 'xla' with XLA's everywhere."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant == "planned":
         return dict(plans)
-    kept = {"onednn"} if variant == "onednn" else set()
-    return {
-        key: Plan(
-            **{role: name if (name := getattr(plan, role)) in kept else "xla" for role in ROLES}
-        )
-        for key, plan in plans.items()
-    }
+    restricted = {}
+    for key in plans:
+        options = fast_conv.candidates(*key) if variant == "onednn" else {}
+        choice = {role: "onednn" if "onednn" in options.get(role, ()) else "xla" for role in ROLES}
+        restricted[key] = Plan(**choice)
+    return restricted
 
 
 def _gradient_function(fn: Callable, kwargs: dict):
@@ -226,12 +228,15 @@ def machine() -> dict[str, str]:
     the XLA flags (which change the compiled kernels)."""
     from jaxconv import platform
 
-    return {
+    facts = {
         "cpu": platform.cpu_model(),
         "jax": jax.__version__,
         "jaxlib": jax.lib.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
+    if fast_conv._PARTITIONED.get():  # choices made among fewer formulations: a file of their own
+        facts["program"] = "partitioned over devices"
+    return facts
 
 
 def cache_path() -> pathlib.Path:
@@ -316,6 +321,7 @@ def plan(
     path: str | pathlib.Path | None = None,
     use_cache: bool = True,
     log: Callable[[str], None] | None = None,
+    partitioned: bool = False,
     **kwargs,
 ) -> dict[Key, Plan]:
     """Plans for every convolution `fn(*args, **kwargs)` traces (see the module docstring).
@@ -325,7 +331,16 @@ def plan(
     the network-level check (`measure_network`, or its earlier outcome in the machine's file)
     decides which of them are used. `path` and the machine's file are written with every plan
     and outcome they lack; the run's file holds the plans as used.
+
+    `partitioned`: the program runs as one that XLA partitions over several devices (jit over
+    a mesh), where oneDNN's calls are not offered (`fast_conv.partitioned_program`); its
+    choices go in a machine file of their own.
     """
+    with fast_conv.partitioned_program(partitioned):
+        return _plan(fn, args, kwargs, path, use_cache, log)
+
+
+def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
     path = None if path is None else pathlib.Path(path)
     keys = find_convolutions(fn, *args, **kwargs)
     if not keys:
@@ -380,7 +395,8 @@ def plan(
 
 def _read_cache() -> dict[str, Plan]:
     """The machine's plans, if they were chosen among today's formulations; a file written
-    before a formulation was added holds choices made without it, which are measured again."""
+    before a formulation was added (or changed: `fast_conv.REVISION`) holds choices made
+    without it, which are measured again."""
     path = cache_path()
     try:
         if json.loads(path.read_text()).get("formulations") != _formulations():
@@ -401,8 +417,12 @@ def _cached_networks() -> dict[str, str]:
     return read_networks(path)
 
 
-def _formulations() -> dict[str, list[str]]:
-    return {role: list(fast_conv.FORMULATIONS[role]) for role in ROLES}
+def _formulations() -> dict:
+    """What the plans were chosen among: each role's formulations, and their revision."""
+    return {
+        "revision": fast_conv.REVISION,
+        **{role: list(fast_conv.FORMULATIONS[role]) for role in ROLES},
+    }
 
 
 def _merge_into_cache(plans: dict[Key, Plan], timings: dict[str, dict]) -> dict[Key, Plan]:

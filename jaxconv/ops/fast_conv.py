@@ -26,9 +26,11 @@ formulation its `Plan` names:
   one per transformed position, and transformed back (A^T m A): 16 multiplications where the
   direct form has 36, 2.25x fewer. The input gradient is the same algorithm on the transposed
   convolution; the kernel gradient is the transpose of the forward map in the kernel.
-- 'onednn' (forward; input gradient at stride 1): oneDNN's convolution, the library PyTorch's
-  CPU convolutions run on, through the custom call jaxlib carries for it
-  (jaxconv.ops.onednn). Offered only where `onednn.available()` found it correct, for float32.
+- 'onednn': oneDNN's convolution, the library PyTorch's CPU convolutions run on. The forward
+  pass and the stride-1 input gradient through the custom call jaxlib carries for it
+  (jaxconv.ops.onednn, offered where `onednn.available()`); the kernel gradient, and the input
+  gradient at other strides, by oneDNN's backward primitives from its library itself
+  (jaxconv.ops.dnnl, offered where `dnnl.available()`). float32 only, non-negative padding.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
 results agree to float rounding (tests/ops/test_fast_conv.py checks them against `jax.grad` of
@@ -46,15 +48,20 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv.ops import onednn
+from jaxconv.ops import dnnl, onednn
 
 Pairs = tuple[tuple[int, int], tuple[int, int]]
 NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 FORMULATIONS = {
     "forward": ("xla", "im2col", "taps", "winograd", "onednn"),
     "input_grad": ("xla", "im2col", "col2im", "winograd", "onednn"),
-    "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd"),
+    "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd", "onednn"),
 }
+# Raised whenever a formulation changes how it computes (and so how fast it is): plan files
+# hold choices made from the old timings, and jaxconv.ops.conv_planning measures again rather
+# than keep them. 2: oneDNN's input gradient reads the kernel's feature axes exchanged in place;
+# oneDNN's kernel gradient.
+REVISION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,19 +128,39 @@ class Plan:
 XLA_PLAN = Plan()
 
 
+# True while planning a program that XLA partitions over several devices (jit over a mesh of
+# them). oneDNN's calls are opaque to XLA's partitioner, which runs such a call on one device
+# with every device's batch gathered there, so there they are not offered.
+_PARTITIONED: contextvars.ContextVar[bool] = contextvars.ContextVar("partitioned", default=False)
+
+
+@contextlib.contextmanager
+def partitioned_program(partitioned: bool = True):
+    """Within this block, `candidates` offers only what XLA partitions (see `_PARTITIONED`)."""
+    token = _PARTITIONED.set(partitioned)
+    try:
+        yield
+    finally:
+        _PARTITIONED.reset(token)
+
+
 def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[str, ...]]:
     """The formulations that can compute each product of `geometry` in `dtype` (a name)."""
     excluded = {role: set() for role in FORMULATIONS}
+    if _PARTITIONED.get():
+        for role in excluded:
+            excluded[role].add("onednn")
     if not winograd_applies(geometry):
         for role in excluded:
             excluded[role].add("winograd")
     if geometry.strides != (1, 1):  # im2col of the transposed convolution needs stride 1
-        excluded["input_grad"].update(("im2col", "onednn"))
+        excluded["input_grad"].add("im2col")
     if dtype not in onednn.DTYPES or not onednn.available():
         excluded["forward"].add("onednn")
+    if _onednn_input_grad_route(geometry, dtype) is None:
         excluded["input_grad"].add("onednn")
-    elif any(low < 0 or high < 0 for low, high in _transposed_geometry(geometry).padding):
-        excluded["input_grad"].add("onednn")  # padding wider than the kernel's reach
+    if not _library_applies(geometry, dtype):
+        excluded["kernel_grad"].add("onednn")
     return {
         role: tuple(name for name in names if name not in excluded[role])
         for role, names in FORMULATIONS.items()
@@ -330,14 +357,57 @@ def input_grad_im2col(dy, w, geometry: Geometry) -> jax.Array:
     return forward_im2col(dy, _flipped_kernel(w), _transposed_geometry(geometry))
 
 
+def _library_applies(geometry: Geometry, dtype: str) -> bool:
+    """Whether oneDNN's library (jaxconv.ops.dnnl) computes this shape's gradients here."""
+    non_negative = all(low >= 0 and high >= 0 for low, high in geometry.padding)
+    return dtype in dnnl.DTYPES and non_negative and dnnl.available()
+
+
+def _onednn_input_grad_route(geometry: Geometry, dtype: str) -> str | None:
+    """How oneDNN computes this input gradient: 'jaxlib' (the forward call on the transposed
+    convolution, inside the program) at stride 1 where the padding is no wider than the
+    kernel's reach; else 'library' (the backward-data primitive, a host call); else None."""
+    reach_covers = all(
+        low >= 0 and high >= 0 for low, high in _transposed_geometry(geometry).padding
+    )
+    if geometry.strides == (1, 1) and reach_covers and dtype in onednn.DTYPES:
+        if onednn.available():
+            return "jaxlib"
+    return "library" if _library_applies(geometry, dtype) else None
+
+
+# The kernel as the transposed convolution reads it, (KH, KW, C, O) read as HWOI: oneDNN takes
+# the exchanged feature axes from the dimension numbers, so only the flip is copied. Swapping
+# the axes in memory (as `_flipped_kernel` does) cost more than the whole product on
+# weight-heavy layers: a 3x3x1024x1024 kernel's input gradient (16x4x4 images) took 84 ms with
+# the swap and 50 ms without.
+_HWOI_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (2, 3, 0, 1), (0, 3, 1, 2))
+
+
 def input_grad_onednn(dy, w, geometry: Geometry) -> jax.Array:
-    """Stride 1 only, and padding no wider than the kernel's reach."""
-    return forward_onednn(dy, _flipped_kernel(w), _transposed_geometry(geometry))
+    """At stride 1, inside the program; at other strides, oneDNN's backward-data primitive
+    (a host call: the jaxlib call is a forward one, which would have to run over the output
+    gradient dilated with zeros)."""
+    if _onednn_input_grad_route(geometry, jnp.dtype(dy.dtype).name) == "library":
+        return dnnl.input_gradient(
+            w, dy, geometry.input_shape, geometry.strides, geometry.padding, geometry.dilation
+        )
+    transposed = _transposed_geometry(geometry)
+    return onednn.convolution(
+        dy, w[::-1, ::-1], _HWOI_SPEC, (1, 1), transposed.padding, transposed.dilation
+    )
 
 
 def input_grad_xla(dy, w, geometry: Geometry) -> jax.Array:
     shape = jax.ShapeDtypeStruct(geometry.input_shape, dy.dtype)
     return jax.linear_transpose(lambda x: _xla_forward(x, w, geometry), shape)(dy)[0]
+
+
+def kernel_grad_onednn(x, dy, geometry: Geometry) -> jax.Array:
+    """Non-negative padding only."""
+    return dnnl.kernel_gradient(
+        x, dy, geometry.kernel_shape[:2], geometry.strides, geometry.padding, geometry.dilation
+    )
 
 
 def kernel_grad_xla(x, dy, geometry: Geometry) -> jax.Array:
@@ -441,6 +511,7 @@ KERNEL_GRAD = {
     "taps": kernel_grad_taps,
     "swapped": kernel_grad_swapped,
     "winograd": kernel_grad_winograd,
+    "onednn": kernel_grad_onednn,
 }
 
 

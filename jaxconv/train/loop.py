@@ -300,7 +300,11 @@ class _Run:
 
         images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
         path = self.workdir / "conv_plans.json"
-        return conv_planning.plan(forward, variables, images, path=path, log=say)
+        # Under jit over several devices XLA partitions the step; each pmap device runs its own.
+        partitioned = config.parallel.mode != "pmap" and self.parallel.device_count > 1
+        return conv_planning.plan(
+            forward, variables, images, path=path, log=say, partitioned=partitioned
+        )
 
     def execute(self) -> dict:
         if jax.process_index() == 0:  # what the report and later tools rebuild the run from

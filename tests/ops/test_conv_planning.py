@@ -71,12 +71,20 @@ def measured(monkeypatch):
     return keys
 
 
-def test_machine_plans_chosen_among_fewer_formulations_are_measured_again(
-    tmp_path, cache, measured
+@pytest.mark.parametrize(
+    "written_before",
+    [
+        lambda formulations: formulations["forward"].remove("winograd"),  # it existed
+        lambda formulations: formulations.update(revision=fast_conv.REVISION - 1),  # it changed
+    ],
+    ids=["a formulation was added", "a formulation changed"],
+)
+def test_machine_plans_chosen_among_other_formulations_are_measured_again(
+    tmp_path, cache, measured, written_before
 ):
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     document = json.loads(cache.read_text())
-    document["formulations"]["forward"].remove("winograd")  # as written before it existed
+    written_before(document["formulations"])
     cache.write_text(json.dumps(document))
     measured.clear()
     conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
@@ -176,13 +184,21 @@ class _Tagged:
         self.plan = plan
 
 
-def test_restrict_keeps_each_variants_formulations_only():
+def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     plans = {(geometry, "float32"): fast_conv.Plan("onednn", "col2im", "swapped")}
     key = (geometry, "float32")
     assert conv_planning.restrict(plans, "planned") == plans
-    assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "xla")
     assert conv_planning.restrict(plans, "xla")[key] == fast_conv.XLA_PLAN
+    # 'onednn': oneDNN for each product it can compute here, whatever the plan chose.
+    offered = {"forward": ("xla", "onednn"), "input_grad": ("xla",), "kernel_grad": ("onednn",)}
+    monkeypatch.setattr(fast_conv, "candidates", lambda g, dtype: offered)
+    assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
+    bfloat16 = {(geometry, "bfloat16"): fast_conv.XLA_PLAN}
+    monkeypatch.setattr(
+        fast_conv, "candidates", lambda g, dtype: {} if dtype == "bfloat16" else offered
+    )
+    assert conv_planning.restrict(bfloat16, "onednn")[(geometry, "bfloat16")] == fast_conv.XLA_PLAN
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         conv_planning.restrict(plans, "fastest")
 
@@ -191,12 +207,19 @@ def test_the_network_level_check_times_each_distinct_variant():
     keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
     forced = {key: fast_conv.Plan("taps", "col2im", "taps") for key in keys}
     variant, seconds = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, forced)
-    # No oneDNN choice in these plans, so 'onednn' computes what 'xla' does and is not timed.
-    assert set(seconds) == {"planned", "xla"}
+    # 'onednn' is timed only where oneDNN can compute some product here.
+    offered = any(
+        "onednn" in names for key in keys for names in fast_conv.candidates(*key).values()
+    )
+    assert set(seconds) == ({"planned", "onednn", "xla"} if offered else {"planned", "xla"})
     assert all(value > 0 for value in seconds.values())
     assert variant == min(seconds, key=seconds.get)
     unplanned = {key: fast_conv.XLA_PLAN for key in keys}
-    assert conv_planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned) == ("xla", {})
+    no_onednn = {role: ("xla",) for role in fast_conv.FORMULATIONS}
+    with pytest.MonkeyPatch.context() as patch:  # nothing but XLA's to compare
+        patch.setattr(fast_conv, "candidates", lambda g, dtype: no_onednn)
+        outcome = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned)
+    assert outcome == ("xla", {})
 
 
 def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
@@ -225,3 +248,22 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
     again = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
     resumed = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert again == resumed == plans and len(calls) == 1
+
+
+def test_a_partitioned_program_is_planned_without_onednns_calls(tmp_path, cache, monkeypatch):
+    # XLA's partitioner would run such a call on one device with every device's batch there.
+    from jaxconv.ops import dnnl, onednn
+
+    monkeypatch.setattr(onednn, "available", lambda: True)
+    monkeypatch.setattr(dnnl, "available", lambda: True)
+    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
+    assert any("onednn" in names for names in fast_conv.candidates(*keys[0]).values())
+    with fast_conv.partitioned_program():
+        assert all("onednn" not in names for names in fast_conv.candidates(*keys[0]).values())
+        partitioned_file = conv_planning.cache_path()
+    assert partitioned_file != conv_planning.cache_path()  # choices among fewer formulations
+    plans = conv_planning.plan(
+        two_convolutions, IMAGES, path=tmp_path / "run.json", partitioned=True
+    )
+    assert all("onednn" not in vars(plan).values() for plan in plans.values())
+    assert partitioned_file.exists() and not conv_planning.cache_path().exists()
