@@ -10,7 +10,8 @@ than XLA's convolution, and of few-channel layers (LeNet's, U-Net's first, a 3-c
 The primitive is oneDNN's forward pass only: a correlation in any dimension order, with
 strides, non-negative padding and kernel dilation. The input gradient of a stride-1 convolution
 is one too (the output gradient correlated with the flipped kernel); the kernel gradient is not
-usefully one (its window is the whole output), so it stays with the other formulations.
+usefully one (its window is the whole output), so oneDNN's backward primitives come from its
+own library instead (jaxconv.ops.dnnl), with the input gradient at other strides.
 
 The call is an interface inside jaxlib, not a published one: its configuration has changed
 between releases. So `available()` runs it once on an awkward small case (strides, asymmetric
