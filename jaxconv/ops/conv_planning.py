@@ -234,7 +234,7 @@ def machine() -> dict[str, str]:
         "jaxlib": jax.lib.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
-    if fast_conv._PARTITIONED.get():  # choices made among fewer formulations: a file of their own
+    if fast_conv.in_partitioned_program():  # choices among fewer formulations: a file of its own
         facts["program"] = "partitioned over devices"
     return facts
 

@@ -144,10 +144,15 @@ def partitioned_program(partitioned: bool = True):
         _PARTITIONED.reset(token)
 
 
+def in_partitioned_program() -> bool:
+    """Whether `partitioned_program` is in force."""
+    return _PARTITIONED.get()
+
+
 def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[str, ...]]:
     """The formulations that can compute each product of `geometry` in `dtype` (a name)."""
     excluded = {role: set() for role in FORMULATIONS}
-    if _PARTITIONED.get():
+    if in_partitioned_program():
         for role in excluded:
             excluded[role].add("onednn")
     if not winograd_applies(geometry):
