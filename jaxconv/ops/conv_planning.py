@@ -9,9 +9,10 @@ shape not already in the plan file, compiles every formulation of the forward pa
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
 the fastest of each. Products measured alone can mislead about a whole network (what XLA
 fuses or overlaps around a convolution changes with its formulation), so the network's
-gradient is then timed three ways, side by side: with every choice, with oneDNN's
-(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, and with XLA's
-convolutions throughout; the fastest is kept. The run's
+gradient is then timed up to four ways, side by side: with every choice, with oneDNN's
+(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with oneDNN's only
+where jaxlib's call computes it inside the program, and with XLA's convolutions throughout;
+the fastest is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
@@ -46,8 +47,11 @@ MAX_REPEATS = 3
 NETWORK_ROUNDS = 5
 # What the network-level check chooses among: every planned formulation; oneDNN's wherever it
 # can compute a product (XLA's elsewhere), since products timed alone on a busy machine can
-# rank a library kernel below XLA's by chance; XLA's convolution alone.
-VARIANTS = ("planned", "onednn", "xla")
+# rank a library kernel below XLA's by chance; oneDNN's only where jaxlib's call computes it
+# inside the program (each host call costs about a millisecond, which small networks feel,
+# and its threads compete with XLA's where the network gives XLA other work beside it); XLA's
+# convolution alone.
+VARIANTS = ("planned", "onednn", "onednn_in_program", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
 
@@ -144,15 +148,17 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
 def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     """`plans` as `variant` (one of VARIANTS) computes them: 'planned' as they are; 'onednn'
     with oneDNN's formulation for every product it can compute, whatever was chosen, and
-    XLA's for the others; 'xla' with XLA's everywhere."""
+    XLA's for the others; 'onednn_in_program' the same where jaxlib's call computes it
+    (`fast_conv.onednn_routes`); 'xla' with XLA's everywhere."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant == "planned":
         return dict(plans)
+    kept = {"onednn": ("jaxlib", "library"), "onednn_in_program": ("jaxlib",), "xla": ()}
     restricted = {}
     for key in plans:
-        options = fast_conv.candidates(*key) if variant == "onednn" else {}
-        choice = {role: "onednn" if "onednn" in options.get(role, ()) else "xla" for role in ROLES}
+        routes = fast_conv.onednn_routes(*key) if kept[variant] else {}
+        choice = {role: "onednn" if routes.get(role) in kept[variant] else "xla" for role in ROLES}
         restricted[key] = Plan(**choice)
     return restricted
 
@@ -179,7 +185,8 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
     """(the fastest of VARIANTS for `fn`'s gradient, each variant's median seconds). Variants
     that compute the same thing as an earlier one are not timed."""
     variants: dict[str, dict[Key, Plan]] = {}
-    for name in ("xla", "planned", "onednn"):  # a variant equal to an earlier one: its name
+    # A variant that computes what an earlier one does is that one, and not timed again.
+    for name in ("xla", "planned", "onednn", "onednn_in_program"):
         restricted = restrict(plans, name)
         if restricted not in variants.values():
             variants[name] = restricted
@@ -418,10 +425,12 @@ def _cached_networks() -> dict[str, str]:
 
 
 def _formulations() -> dict:
-    """What the plans were chosen among: each role's formulations, and their revision."""
+    """What the plans were chosen among: each role's formulations, their revision, and the
+    network-level check's variants."""
     return {
         "revision": fast_conv.REVISION,
         **{role: list(fast_conv.FORMULATIONS[role]) for role in ROLES},
+        "variants": list(VARIANTS),
     }
 
 

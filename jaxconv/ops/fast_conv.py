@@ -362,6 +362,18 @@ def input_grad_im2col(dy, w, geometry: Geometry) -> jax.Array:
     return forward_im2col(dy, _flipped_kernel(w), _transposed_geometry(geometry))
 
 
+def onednn_routes(geometry: Geometry, dtype: str = "float32") -> dict[str, str | None]:
+    """How oneDNN would compute each product of `geometry`: 'jaxlib' (jaxlib's call, inside
+    the compiled program), 'library' (oneDNN's library, a host call), or None (it cannot)."""
+    offered = candidates(geometry, dtype)
+    routes = {
+        "forward": "jaxlib",
+        "input_grad": _onednn_input_grad_route(geometry, dtype),
+        "kernel_grad": "library",
+    }
+    return {role: routes[role] if "onednn" in offered[role] else None for role in FORMULATIONS}
+
+
 def _library_applies(geometry: Geometry, dtype: str) -> bool:
     """Whether oneDNN's library (jaxconv.ops.dnnl) computes this shape's gradients here."""
     non_negative = all(low >= 0 and high >= 0 for low, high in geometry.padding)

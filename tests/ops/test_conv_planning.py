@@ -76,8 +76,9 @@ def measured(monkeypatch):
     [
         lambda formulations: formulations["forward"].remove("winograd"),  # it existed
         lambda formulations: formulations.update(revision=fast_conv.REVISION - 1),  # it changed
+        lambda formulations: formulations["variants"].remove("onednn_in_program"),
     ],
-    ids=["a formulation was added", "a formulation changed"],
+    ids=["a formulation was added", "a formulation changed", "a network variant was added"],
 )
 def test_machine_plans_chosen_among_other_formulations_are_measured_again(
     tmp_path, cache, measured, written_before
@@ -190,15 +191,13 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     key = (geometry, "float32")
     assert conv_planning.restrict(plans, "planned") == plans
     assert conv_planning.restrict(plans, "xla")[key] == fast_conv.XLA_PLAN
-    # 'onednn': oneDNN for each product it can compute here, whatever the plan chose.
-    offered = {"forward": ("xla", "onednn"), "input_grad": ("xla",), "kernel_grad": ("onednn",)}
-    monkeypatch.setattr(fast_conv, "candidates", lambda g, dtype: offered)
+    # 'onednn': oneDNN for each product it can compute here, whatever the plan chose;
+    # 'onednn_in_program': only where jaxlib's call computes it.
+    routes = {"forward": "jaxlib", "input_grad": None, "kernel_grad": "library"}
+    monkeypatch.setattr(fast_conv, "onednn_routes", lambda g, dtype: routes)
     assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
-    bfloat16 = {(geometry, "bfloat16"): fast_conv.XLA_PLAN}
-    monkeypatch.setattr(
-        fast_conv, "candidates", lambda g, dtype: {} if dtype == "bfloat16" else offered
-    )
-    assert conv_planning.restrict(bfloat16, "onednn")[(geometry, "bfloat16")] == fast_conv.XLA_PLAN
+    in_program = conv_planning.restrict(plans, "onednn_in_program")[key]
+    assert in_program == fast_conv.Plan("onednn", "xla", "xla")
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         conv_planning.restrict(plans, "fastest")
 
@@ -207,11 +206,14 @@ def test_the_network_level_check_times_each_distinct_variant():
     keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
     forced = {key: fast_conv.Plan("taps", "col2im", "taps") for key in keys}
     variant, seconds = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, forced)
-    # 'onednn' is timed only where oneDNN can compute some product here.
-    offered = any(
-        "onednn" in names for key in keys for names in fast_conv.candidates(*key).values()
-    )
-    assert set(seconds) == ({"planned", "onednn", "xla"} if offered else {"planned", "xla"})
+    # Each oneDNN variant is timed only where it computes something the others do not.
+    routes = {route for key in keys for route in fast_conv.onednn_routes(*key).values()}
+    expected = {"planned", "xla"}
+    if routes & {"jaxlib", "library"}:
+        expected.add("onednn")
+    if "jaxlib" in routes and "library" in routes:
+        expected.add("onednn_in_program")
+    assert set(seconds) == expected
     assert all(value > 0 for value in seconds.values())
     assert variant == min(seconds, key=seconds.get)
     unplanned = {key: fast_conv.XLA_PLAN for key in keys}
