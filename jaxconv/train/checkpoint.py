@@ -116,19 +116,34 @@ class Checkpointer:
             except Exception as error:  # noqa: BLE001 - every failure gets the same handling
                 self._failed(step, error)
 
-    def _recover_from_failed_save(self, step: int) -> None:
+    def finish(
+        self,
+        state: TrainState,
+        data_iterator: grain.DatasetIterator,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Waits for the saves in flight, the last of them `state`'s; when that one did not land
+        (its folder removed while it was written, say), saves `state` again, still in memory,
+        and waits for it. Raises CheckpointError as `save` and `wait` do."""
+        step = int(jax.device_get(state.step))
+        if self._recover_from_failed_save(step) or step not in self.manager.all_steps():
+            self.save(state, data_iterator, metrics)
+        self.wait()
+
+    def _recover_from_failed_save(self, step: int) -> bool:
         """Checks how the previous asynchronous save ended (usually long ago: waiting is what
-        surfaces its error, if any)."""
+        surfaces its error, if any); whether it failed."""
         try:
             self.manager.wait_until_finished()
             self.manager.check_for_errors()
             if self.directory.exists():
                 self._failures_in_a_row = 0
-                return
+                return False
             error = FileNotFoundError(f"{self.directory} was removed")
         except Exception as caught:  # noqa: BLE001
             error = caught
         self._failed(step, error)
+        return True
 
     def _failed(self, step: int, error: Exception) -> None:
         """A failed save (its folder deleted under it, say) is reported and the manager reopened

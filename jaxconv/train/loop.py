@@ -331,7 +331,10 @@ class _Run:
         self.writer = MetricWriter(self.workdir, resume_step=start_step)
         try:
             self._train(start_step)
-            self.checkpointer.wait()
+            # The last step's checkpoint, saved again if its folder vanished while it was written.
+            self.checkpointer.finish(
+                self.parallel.to_saved(self.state), self.train_iterator, self.eval_scalars or None
+            )
         finally:
             self.writer.close()
             self.checkpointer.close()
@@ -369,13 +372,11 @@ class _Run:
                 self._timed_out(self._evaluate_and_log, step)
             if schedule.due(step, schedule.checkpoint_every) or self.signals.received:
                 self._check_finite(step, previous_nonfinite)
-                self.checkpointer.save(
-                    self.parallel.to_saved(self.state),
-                    self.train_iterator,
-                    self.eval_scalars if evaluated else None,
-                )
+                saved = self.parallel.to_saved(self.state)
+                metrics = self.eval_scalars if evaluated else None
+                self.checkpointer.save(saved, self.train_iterator, metrics)
             if self.signals.received:
-                self.checkpointer.wait()
+                self.checkpointer.finish(saved, self.train_iterator, metrics)
                 progress.close()
                 raise Interrupted(self.signals.received, step)
         progress.close()

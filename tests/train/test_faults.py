@@ -4,6 +4,7 @@ Each ends in the documented behaviour with no good checkpoint lost.
 """
 
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -52,6 +53,30 @@ def launch(workdir, steps, check=True):
     return result
 
 
+def start(workdir, steps):
+    """launch.py in the background; PYTHONFAULTHANDLER lets `wait_for_exit` read its stacks."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    return subprocess.Popen(
+        command(workdir, steps),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_exit(process, timeout):
+    """The run's stderr once it ends; a run still going after `timeout` seconds is aborted and
+    the test fails with every thread's stack, so a hang says where it hung."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stderr = process.communicate()[1]
+        pytest.fail(f"launch.py still running after {timeout} s; its stacks:\n{stderr[-6000:]}")
+
+
 def final_state(workdir, step):
     return ocp.tree.to_flat_dict(read_state(workdir, step))
 
@@ -82,16 +107,10 @@ def wait_for_checkpoint(workdir, step, process, timeout=300):
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_parameters(tmp_path, reference, kill_signal):
     kill_after = int(np.random.default_rng().choice([5, 10, 15, 20, 25]))
-    process = subprocess.Popen(
-        command(tmp_path, 40),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start(tmp_path, 40)
     wait_for_checkpoint(tmp_path, kill_after, process)
     process.send_signal(kill_signal)
-    _, stderr = process.communicate(timeout=120)
+    stderr = wait_for_exit(process, 120)
     if process.returncode == 0:
         pytest.skip("the run finished before the signal arrived")
     if kill_signal == signal.SIGTERM:
@@ -119,13 +138,7 @@ def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path, re
 
 
 def test_second_run_on_a_busy_workdir_refuses(tmp_path):
-    process = subprocess.Popen(
-        command(tmp_path, 400),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start(tmp_path, 400)
     try:
         wait_for_checkpoint(tmp_path, 5, process)
         second = launch(tmp_path, 400, check=False)
@@ -189,17 +202,11 @@ def test_read_only_workdir_is_refused_before_training(read_only_dir):
 
 
 def test_checkpoint_folder_deleted_mid_run_is_recreated(tmp_path):
-    process = subprocess.Popen(
-        command(tmp_path, 60),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start(tmp_path, 60)
     wait_for_checkpoint(tmp_path, 10, process)
     for _ in range(20):  # a save writing into the folder can race a single rm
         if subprocess.run(["rm", "-rf", str(tmp_path / "checkpoints")]).returncode == 0:
             break
-    _, stderr = process.communicate(timeout=300)
+    stderr = wait_for_exit(process, 300)
     assert process.returncode == 0, stderr[-2000:]
     assert (tmp_path / "checkpoints" / "60").is_dir()

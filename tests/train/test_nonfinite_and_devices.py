@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -107,6 +108,22 @@ def test_keeps_the_newest_checkpoints_and_the_best_one(tmp_path):
         int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()
     ) == [2, 4, 5]
     saver.close()
+
+
+@pytest.mark.parametrize("when", ["in_flight", "landed"])
+def test_final_checkpoint_whose_folder_vanished_is_saved_again(tmp_path, when):
+    saver = checkpoint.Checkpointer(tmp_path, report=lambda message: None)
+    iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+    state = _tiny_state().replace(step=jnp.asarray(7, jnp.int32))
+    state = state.replace(params={"w": jnp.full((2, 2), 3.0)})
+    saver.save(state, iterator)
+    if when == "landed":
+        saver.wait()
+    shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)  # races an in-flight save
+    saver.finish(state, iterator)
+    saver.close()
+    assert (tmp_path / "checkpoints" / "7").is_dir()
+    np.testing.assert_array_equal(read_state(tmp_path, 7)["params"]["w"], 3.0)
 
 
 def launch(workdir, devices, steps):
