@@ -171,3 +171,22 @@ def test_tiled_max_pool_matches_a_loop_and_its_gradient_finds_each_tiles_maximum
     reference = jax.grad(lambda v: jnp.sum(windowed(v) * upstream))(jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(grad), np.asarray(reference))
     assert np.count_nonzero(np.asarray(grad)) == upstream.size
+
+
+@pytest.mark.parametrize("window", [2, 3])
+def test_tiled_max_pool_shares_the_gradient_of_a_tied_maximum_equally(window):
+    # Integers in 0..2 give every kind of tie: whole tiles of one value, two or three winners.
+    shape = (3, 2 * window + 1, 4 * window - 1, 5)  # a dropped row and columns
+    x = np.random.default_rng(2).integers(0, 3, size=shape).astype(np.float32)
+    upstream = np.random.default_rng(3).normal(size=(3, 2, 3, 5)).astype(np.float32)
+    expected = np.zeros_like(x)
+    for i in range(2):
+        for j in range(3):
+            rows, cols = slice(i * window, (i + 1) * window), slice(j * window, (j + 1) * window)
+            tile = x[:, rows, cols]
+            winners = tile == tile.max(axis=(1, 2), keepdims=True)
+            share = upstream[:, i, j][:, None, None] / winners.sum(axis=(1, 2), keepdims=True)
+            expected[:, rows, cols] = np.where(winners, share, 0)
+    grad = jax.jit(jax.grad(lambda v: jnp.sum(layers.pool(v, "max", window) * upstream)))(x)
+    np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6)
+    assert np.mean(expected != 0) > np.mean(upstream != 0) / window**2  # ties were there
