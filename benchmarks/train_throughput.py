@@ -1,10 +1,11 @@
 """Training speed against PyTorch: images/s of one training step, same architecture and batch.
 
-    python benchmarks/train_throughput.py [--models lenet5,resnet18,unet] [--seconds 20] [--json]
+    python benchmarks/train_throughput.py [--models lenet5,resnet18,unet] [--seconds 20]
+                                          [--rounds 4] [--json]
 
 For each model (LeNet-5 on 28x28 batch 128; the CIFAR-style ResNet-18 on 32x32 batch 64; U-Net
-'same', 4 levels of 64-512 channels with batch norm, 11 classes, on 64x64 batch 16) this times,
-back to back and each in its own process:
+'same', 4 levels of 64-512 channels with batch norm, 11 classes, on 64x64 batch 16) this times
+four variants, each in a process of its own:
 
 - `jaxconv`: jaxconv's training step as a run uses it (jaxconv.train.step under jit, on CPU
   the convolutions planned by jaxconv.ops.conv_planning, the XLA flags of jaxconv.platform);
@@ -12,10 +13,17 @@ back to back and each in its own process:
 - `torch_eager` and `torch_channels_last`: the same network written in PyTorch (CPU build),
   NCHW and channels_last memory formats.
 
-All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for U-Net); each
-times whole steps after warm-up for `--seconds`. The ratio is jaxconv / PyTorch's faster
-variant. GFLOP/s counts 3x the forward pass's FLOPs (jaxconv.models.summary) per image and is
-set against this machine's float32 matmul peak (XLA's best 2048x2048 product). PyTorch is an
+The four processes are started one after another (each compiles, and jaxconv's plans its
+convolutions, while the others wait), then take turns: `--rounds` rounds, in each of which
+every variant times whole steps for `--seconds / --rounds` seconds while the others sleep, the
+order rotating from round to round. So a machine whose speed drifts (a shared VM's does, by up
+to 2x over minutes) slows every variant alike, and each round gives a ratio of its own: the
+table shows the ratio over all rounds and the range of the rounds' ratios.
+
+All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for U-Net). The
+ratio is jaxconv / PyTorch's faster variant. GFLOP/s counts 3x the forward pass's FLOPs
+(jaxconv.models.summary) per image and is set against this machine's float32 matmul peak (XLA's
+best 2048x2048 product, measured by the jaxconv process after the rounds). PyTorch is an
 optional dependency: `pip install torch`; without it the PyTorch columns are empty.
 """
 
@@ -34,8 +42,9 @@ MODELS = {
 VARIANTS = ("jaxconv", "jaxconv_xla", "torch_eager", "torch_channels_last")
 
 
-def jax_worker(name: str, planned: bool, seconds: float) -> dict:
-    """jaxconv's training step on one device: images/s, GFLOP/s and the matmul peak."""
+def jax_worker(name: str, planned: bool):
+    """jaxconv's training step on one device, and the figures its process adds at the end
+    (GFLOP per step, the matmul peak, how many convolutions were planned)."""
     import functools
 
     import jax
@@ -85,17 +94,17 @@ def jax_worker(name: str, planned: bool, seconds: float) -> dict:
         state, metrics = train_step(state, arrays)
         jax.block_until_ready(metrics)
 
-    steps, spent, _ = timed(one_step, seconds)
-    flops = 3 * models.summary(model, shape).flops  # forward, input and kernel gradients
-    square = jnp.asarray(rng.normal(size=(2048, 2048)), jnp.float32)
-    matmul = jax.jit(lambda a: a @ a)
-    best = min(timed(lambda: jax.block_until_ready(matmul(square)), 0.0, repeats=10)[2])
-    return {
-        "img_s": steps * batch / spent,
-        "gflop_s": steps * flops / spent / 1e9,
-        "peak_gflop_s": 2 * 2048**3 / best / 1e9,
-        "planned": sum(plan != fast_conv.XLA_PLAN for plan in (plans or {}).values()),
-    }
+    def figures() -> dict:
+        square = jnp.asarray(rng.normal(size=(2048, 2048)), jnp.float32)
+        matmul = jax.jit(lambda a: a @ a)
+        best = min(timed(lambda: jax.block_until_ready(matmul(square)), 0.0, repeats=10)[2])
+        return {
+            "gflop_per_step": 3 * models.summary(model, shape).flops / 1e9,  # fwd, both grads
+            "peak_gflop_s": 2 * 2048**3 / best / 1e9,
+            "planned": sum(plan != fast_conv.XLA_PLAN for plan in (plans or {}).values()),
+        }
+
+    return one_step, figures
 
 
 def timed(fn, seconds: float, repeats: int = 1, warmup: int = 3):
@@ -188,7 +197,8 @@ def torch_model(name: str):
     return {"lenet5": lenet5, "resnet18": ResNet18, "unet": UNet}[name]()
 
 
-def torch_worker(name: str, channels_last: bool, seconds: float) -> dict:
+def torch_worker(name: str, channels_last: bool):
+    """The PyTorch twin's training step, and its thread count."""
     import torch
 
     size, channels, batch, classes = MODELS[name]
@@ -204,81 +214,148 @@ def torch_worker(name: str, channels_last: bool, seconds: float) -> dict:
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
-    steps, spent, _ = timed(one_step, seconds)
-    return {"img_s": steps * batch / spent, "threads": torch.get_num_threads()}
+    return one_step, lambda: {"threads": torch.get_num_threads()}
 
 
-def measure(variant: str, model: str, seconds: float) -> dict | None:
-    env = dict(os.environ)
+def serve(variant: str, model: str) -> None:
+    """A worker process: sets the variant up, says it is ready, then times one window of
+    steps per request on stdin (a number of seconds) until an empty line, and ends with its
+    figures. One JSON object per line on stdout; anything else the process prints (the
+    planner's log) goes to stderr."""
+    protocol, sys.stdout = sys.stdout, sys.stderr
     if variant.startswith("jaxconv"):
-        from jaxconv import platform
-
-        platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
-        command = [sys.executable, __file__, "--worker", variant, model, str(seconds)]
+        one_step, figures = jax_worker(model, planned=variant == "jaxconv")
     else:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return None
-        command = [sys.executable, __file__, "--worker", variant, model, str(seconds)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(
-            f"{variant} {model} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        one_step, figures = torch_worker(model, channels_last=variant == "torch_channels_last")
+    say = lambda message: print(json.dumps(message), file=protocol, flush=True)  # noqa: E731
+    say({"ready": True})
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        steps, spent, _ = timed(one_step, float(line), warmup=1)  # one step warms the caches
+        say({"steps": steps, "seconds": spent})
+    say(figures())
+
+
+class Worker:
+    """One variant's process (see `serve`)."""
+
+    def __init__(self, variant: str, model: str):
+        env = dict(os.environ)
+        if variant.startswith("jaxconv"):
+            from jaxconv import platform
+
+            platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
+        self.name = f"{variant} {model}"
+        command = [sys.executable, __file__, "--worker", variant, model]
+        self.process = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        self._read()  # set up: compiled (and planned) before the next worker starts
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            raise SystemExit(f"{self.name} failed ({code}); its error is above")
+        return json.loads(line)
+
+    def time(self, seconds: float) -> dict:
+        self.process.stdin.write(f"{seconds}\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def finish(self) -> dict:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        figures = self._read()
+        self.process.wait()
+        return figures
+
+
+def variants() -> tuple[str, ...]:
+    """The variants this machine can run: PyTorch's only where it is installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return VARIANTS[:2]
+    return VARIANTS
+
+
+def measure(model: str, seconds: float, rounds: int) -> dict:
+    """Every variant's windows, taking turns (see the module docstring), and its figures."""
+    names = variants()
+    workers = {variant: Worker(variant, model) for variant in names}
+    windows = {variant: [] for variant in names}
+    for index in range(rounds):
+        for variant in names[index % len(names) :] + names[: index % len(names)]:
+            windows[variant].append(workers[variant].time(seconds / rounds))
+    figures = {variant: worker.finish() for variant, worker in workers.items()}
+    return summarise(windows, figures, batch=MODELS[model][2])
+
+
+def summarise(windows: dict, figures: dict, batch: int) -> dict:
+    """The benchmark's row for one model from each variant's timed windows: images/s over all
+    windows, the ratio jaxconv / best PyTorch over all of them and its range over the rounds."""
+    rate = lambda runs: batch * sum(r["steps"] for r in runs) / sum(r["seconds"] for r in runs)  # noqa: E731
+    img_s = {variant: rate(runs) for variant, runs in windows.items()}
+    torch_variants = [v for v in ("torch_eager", "torch_channels_last") if v in windows]
+    best = max(torch_variants, key=img_s.get) if torch_variants else None
+    per_round = []
+    if best:
+        for index in range(len(windows["jaxconv"])):
+            rates = [rate([windows[v][index]]) for v in torch_variants]
+            per_round.append(rate([windows["jaxconv"][index]]) / max(rates))
+    steps_per_s = img_s["jaxconv"] / batch
+    return {
+        "jaxconv_img_s": img_s["jaxconv"],
+        "torch_img_s": best and img_s[best],
+        "ratio": best and img_s["jaxconv"] / img_s[best],
+        "ratio_range": [min(per_round), max(per_round)] if per_round else None,
+        "jaxconv_xla_img_s": img_s["jaxconv_xla"],
+        "torch_eager_img_s": img_s.get("torch_eager"),
+        "torch_channels_last_img_s": img_s.get("torch_channels_last"),
+        "jaxconv_gflop_s": steps_per_s * figures["jaxconv"]["gflop_per_step"],
+        "matmul_peak_gflop_s": figures["jaxconv"]["peak_gflop_s"],
+        "planned_convolutions": figures["jaxconv"]["planned"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed per variant")
+    parser.add_argument("--rounds", type=int, default=4, help="turns the variants take")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--worker", nargs=3, metavar=("VARIANT", "MODEL", "SECONDS"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:  # one measurement, in this process; its JSON on the last line
-        variant, model, seconds = args.worker
-        if variant.startswith("jaxconv"):
-            result = jax_worker(model, variant == "jaxconv", float(seconds))
-        else:
-            result = torch_worker(model, variant == "torch_channels_last", float(seconds))
-        print(json.dumps(result))
-        return
+    if args.worker:
+        return serve(*args.worker)
+    if args.rounds < 1 or args.seconds <= 0:
+        raise SystemExit("--rounds must be at least 1 and --seconds positive")
     from jaxconv import platform
 
     results = {}
     for model in args.models.split(","):
         if model not in MODELS:
             raise SystemExit(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-        rows = {variant: measure(variant, model, args.seconds) for variant in VARIANTS}
-        torch_rows = [rows[v]["img_s"] for v in ("torch_eager", "torch_channels_last") if rows[v]]
-        best_torch = max(torch_rows) if torch_rows else None
-        results[model] = {
-            "jaxconv_img_s": rows["jaxconv"]["img_s"],
-            "torch_img_s": best_torch,
-            "ratio": rows["jaxconv"]["img_s"] / best_torch if best_torch else None,
-            "jaxconv_xla_img_s": rows["jaxconv_xla"]["img_s"],
-            "torch_eager_img_s": rows["torch_eager"] and rows["torch_eager"]["img_s"],
-            "torch_channels_last_img_s": rows["torch_channels_last"]
-            and rows["torch_channels_last"]["img_s"],
-            "jaxconv_gflop_s": rows["jaxconv"]["gflop_s"],
-            "matmul_peak_gflop_s": rows["jaxconv"]["peak_gflop_s"],
-            "planned_convolutions": rows["jaxconv"]["planned"],
-        }
+        results[model] = measure(model, args.seconds, args.rounds)
     if args.json:
         print(json.dumps(results))
         return
     print(f"CPU: {platform.cpu_model()} ({os.cpu_count()} cores); images/s of a training step")
     print(
         "| model | jaxconv | jaxconv, XLA convolutions | PyTorch eager | PyTorch channels_last "
-        "| jaxconv / best PyTorch | jaxconv GFLOP/s (of matmul peak) |"
+        f"| jaxconv / best PyTorch (range over {args.rounds} rounds) "
+        "| jaxconv GFLOP/s (of matmul peak) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for model, row in results.items():
         cell = lambda value: "–" if value is None else f"{value:,.1f}"  # noqa: E731
-        ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        ratio = "–"
+        if row["ratio"] is not None:
+            low, high = row["ratio_range"]
+            ratio = f"{row['ratio']:.2f} ({low:.2f}-{high:.2f})"
         share = row["jaxconv_gflop_s"] / row["matmul_peak_gflop_s"]
         print(
             f"| {model} | {cell(row['jaxconv_img_s'])} | {cell(row['jaxconv_xla_img_s'])} | "
