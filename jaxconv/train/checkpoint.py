@@ -24,7 +24,9 @@ import shutil
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from jaxconv.train.state import TrainState
@@ -126,7 +128,10 @@ class Checkpointer:
         (its folder removed while it was written, say), saves `state` again, still in memory,
         and waits for it. Raises CheckpointError as `save` and `wait` do."""
         step = int(jax.device_get(state.step))
-        if self._recover_from_failed_save(step) or step not in self.manager.all_steps():
+        again = self._recover_from_failed_save(step) or step not in self.manager.all_steps()
+        if jax.process_count() > 1:  # a save is collective: every process saves again, or none
+            again = bool(multihost_utils.process_allgather(np.asarray(again)).any())
+        if again:
             self.save(state, data_iterator, metrics)
         self.wait()
 
