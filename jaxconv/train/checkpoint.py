@@ -21,6 +21,7 @@ import fcntl
 import os
 import pathlib
 import shutil
+import time
 
 import grain
 import jax
@@ -170,7 +171,17 @@ class Checkpointer:
             self.manager.close()
         except Exception:  # noqa: BLE001, S110 - those saves failed with their folder
             pass
-        self.manager = self._open()
+        for attempt in range(MAX_FAILURES_IN_A_ROW):
+            try:
+                self.manager = self._open()
+                return
+            except OSError as error:  # a deletion still under way: a step vanished mid-read
+                if attempt == MAX_FAILURES_IN_A_ROW - 1:
+                    raise CheckpointError(
+                        f"could not reopen {self.directory}: {_first_line(error)}. "
+                        "Checkpoints already complete are kept."
+                    ) from error
+                time.sleep(0.5)
 
     def restore_latest(
         self, state: TrainState, data_iterator: grain.DatasetIterator, report=print

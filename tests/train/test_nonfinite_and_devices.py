@@ -126,6 +126,36 @@ def test_final_checkpoint_whose_folder_vanished_is_saved_again(tmp_path, when):
     np.testing.assert_array_equal(read_state(tmp_path, 7)["params"]["w"], 3.0)
 
 
+def test_reopening_retries_while_a_deletion_is_still_under_way(tmp_path, monkeypatch):
+    saver = checkpoint.Checkpointer(tmp_path, report=lambda message: None)
+    opened, calls = saver._open, []
+
+    def open_after_a_vanished_step():
+        calls.append(None)
+        if len(calls) == 1:  # what orbax raised when a step's folder went while it read it
+            raise FileNotFoundError(f"No such file or directory: '{tmp_path}/checkpoints/20'")
+        return opened()
+
+    monkeypatch.setattr(saver, "_open", open_after_a_vanished_step)
+    monkeypatch.setattr(checkpoint.time, "sleep", lambda seconds: None)
+    saver._reopen()
+    assert len(calls) == 2
+    state = _tiny_state().replace(step=jnp.asarray(3, jnp.int32))
+    saver.finish(state, iter(grain.MapDataset.range(10).to_iter_dataset()))
+    saver.close()
+    assert (tmp_path / "checkpoints" / "3").is_dir()
+
+    def never_opens():
+        calls.append(None)
+        raise PermissionError(f"Permission denied: '{tmp_path}/checkpoints'")
+
+    calls.clear()
+    monkeypatch.setattr(saver, "_open", never_opens)
+    with pytest.raises(checkpoint.CheckpointError, match="could not reopen .*Permission denied"):
+        saver._reopen()
+    assert len(calls) == checkpoint.MAX_FAILURES_IN_A_ROW
+
+
 def launch(workdir, devices, steps):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
