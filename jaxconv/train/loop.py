@@ -370,15 +370,17 @@ class _Run:
             evaluated = schedule.due(step, schedule.eval_every)
             if evaluated:
                 self._timed_out(self._evaluate_and_log, step)
-            if schedule.due(step, schedule.checkpoint_every) or self.signals.received:
+            # Read once: a signal arriving after the save below must wait for the next step.
+            received = self.signals.received
+            if schedule.due(step, schedule.checkpoint_every) or received:
                 self._check_finite(step, previous_nonfinite)
                 saved = self.parallel.to_saved(self.state)
-                metrics = self.eval_scalars if evaluated else None
-                self.checkpointer.save(saved, self.train_iterator, metrics)
-            if self.signals.received:
-                self.checkpointer.finish(saved, self.train_iterator, metrics)
+                saved_metrics = self.eval_scalars if evaluated else None
+                self.checkpointer.save(saved, self.train_iterator, saved_metrics)
+            if received:
+                self.checkpointer.finish(saved, self.train_iterator, saved_metrics)
                 progress.close()
-                raise Interrupted(self.signals.received, step)
+                raise Interrupted(received, step)
         progress.close()
         self.writer.flush()
 
