@@ -189,4 +189,4 @@ def test_tiled_max_pool_shares_the_gradient_of_a_tied_maximum_equally(window):
             expected[:, rows, cols] = np.where(winners, share, 0)
     grad = jax.jit(jax.grad(lambda v: jnp.sum(layers.pool(v, "max", window) * upstream)))(x)
     np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6)
-    assert np.mean(expected != 0) > np.mean(upstream != 0) / window**2  # ties were there
+    assert np.count_nonzero(expected) > upstream.size  # more winners than tiles: ties were there
