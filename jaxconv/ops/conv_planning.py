@@ -222,12 +222,24 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
     return min(medians, key=medians.get), medians
 
 
-def _network_key(plans: dict[Key, Plan]) -> str:
-    """Names a network by its convolutions and their per-shape choices."""
+def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
+    """Names the program whose gradient the network-level check times, by the text of its
+    jaxpr with every convolution XLA's: the layers around the convolutions decide that check
+    as much as the convolutions do (what XLA fuses into a formulation's products, what runs
+    beside oneDNN's calls), so networks with the same convolutions but other pooling,
+    activations or loss are checked apart."""
+    with fast_conv.use_plans(None):
+        jaxpr = jax.make_jaxpr(_gradient_function(fn, kwargs))(*args)
+    return hashlib.sha256(str(jaxpr).encode()).hexdigest()[:16]
+
+
+def _network_key(plans: dict[Key, Plan], program: str) -> str:
+    """Names a network by its program (`program_fingerprint`), its convolutions and their
+    per-shape choices."""
     entries = sorted(
         [_file_key(key), *(getattr(plan, role) for role in ROLES)] for key, plan in plans.items()
     )
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([program, entries]).encode()).hexdigest()[:16]
 
 
 def machine() -> dict[str, str]:
@@ -367,7 +379,7 @@ def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
         plans = _merge_into_cache(plans, timings)
     networks, network_seconds = {}, {}
     if jax.process_index() == 0 and any(_file_key(key) not in own for key in keys):
-        network = _network_key(plans)
+        network = _network_key(plans, program_fingerprint(fn, args, kwargs))
         variant = _cached_networks().get(network) if use_cache else None
         if variant is None:
             variant, network_seconds = measure_network(fn, args, kwargs, plans)

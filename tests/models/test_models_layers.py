@@ -190,3 +190,15 @@ def test_tiled_max_pool_shares_the_gradient_of_a_tied_maximum_equally(window):
     grad = jax.jit(jax.grad(lambda v: jnp.sum(layers.pool(v, "max", window) * upstream)))(x)
     np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6)
     assert np.count_nonzero(expected) > upstream.size  # more winners than tiles: ties were there
+
+
+def test_tiled_max_pool_keeps_a_nan_visible_in_the_value_and_the_gradient():
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    x[1, 2, 3, 0] = np.nan  # in the tile (1, 1) of image 1, channel 0
+    upstream = np.ones((2, 2, 2, 3), np.float32)
+    pooled = np.asarray(layers.tiled_max_pool(jnp.asarray(x), 2))
+    assert np.argwhere(np.isnan(pooled)).tolist() == [[1, 1, 1, 0]]
+    grad = np.asarray(jax.grad(lambda v: jnp.sum(layers.tiled_max_pool(v, 2) * upstream))(x))
+    # The NaN tile's gradient goes to the NaN alone; every other tile's to its maximum.
+    assert grad[1, 2, 3, 0] == 1 and grad[1, 2:4, 2:4, 0].sum() == 1
+    assert np.count_nonzero(grad) == upstream.size

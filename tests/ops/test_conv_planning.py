@@ -252,6 +252,34 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
     assert again == resumed == plans and len(calls) == 1
 
 
+def test_networks_with_the_same_convolutions_but_other_layers_are_checked_apart(
+    tmp_path, cache, monkeypatch
+):
+    # What XLA fuses around a convolution decides the network-level check as much as the
+    # convolutions do, so one network's outcome is not another's.
+    outcomes = iter(["xla", "planned"])
+    calls = []
+
+    def check(fn, args, kwargs, plans):
+        calls.append(fn)
+        return next(outcomes), {}
+
+    monkeypatch.setattr(conv_planning, "measure_network", check)
+    monkeypatch.setattr(conv_planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
+    pooled = lambda x: layers.pool(two_convolutions(x), "max", 2)
+    first = conv_planning.plan(two_convolutions, IMAGES)
+    second = conv_planning.plan(pooled, IMAGES)
+    assert len(calls) == 2
+    assert set(first.values()) == {fast_conv.XLA_PLAN}
+    assert set(second.values()) == {fast_conv.Plan("taps")}
+    assert sorted(conv_planning.read_networks(cache).values()) == ["planned", "xla"]
+    # Each is read back for its own network, not measured again.
+    assert conv_planning.plan(pooled, IMAGES) == second
+    assert conv_planning.plan(two_convolutions, IMAGES) == first and len(calls) == 2
+    fingerprint = lambda fn: conv_planning.program_fingerprint(fn, (IMAGES,), {})  # noqa: E731
+    assert fingerprint(pooled) == fingerprint(pooled) != fingerprint(two_convolutions)
+
+
 def test_a_partitioned_program_is_planned_without_onednns_calls(tmp_path, cache, monkeypatch):
     # XLA's partitioner would run such a call on one device with every device's batch there.
     from jaxconv.ops import dnnl, onednn
