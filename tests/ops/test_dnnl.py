@@ -136,6 +136,23 @@ def test_calls_from_several_threads_at_once_each_get_their_own_result():
         assert _relative_error(jnp.asarray(result), expected) <= 1e-4
 
 
+@needs_library
+def test_the_gradient_is_written_into_the_array_given_and_a_wrong_one_is_refused():
+    # Inside a program the result is the program's own buffer, written in place.
+    input_shape, kernel_shape, strides, padding, dilation = CASES["stride_2_1_asymmetric"]
+    x, w, dy = (np.asarray(a) for a in _arrays(*CASES["stride_2_1_asymmetric"], seed=5))
+    primitive = dnnl._Backward(
+        "kernel_gradient", x.shape, w.shape, dy.shape, dnnl._window(strides, padding, dilation)
+    )
+    result = np.full(w.shape, np.nan, np.float32)
+    assert primitive(x, dy, result) is result
+    want = _xla_gradients(x, w, dy, strides, padding, dilation)[1]
+    assert _relative_error(jnp.asarray(result), want) <= 1e-4
+    for wrong in (np.empty(w.shape, np.float64), np.empty(w.shape[::-1], np.float32).T):
+        with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+            primitive(x, dy, wrong)
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
