@@ -321,9 +321,9 @@ def batch_norm(
     param_dtype: Dtype,
     scale_init: Callable = nn.initializers.ones,
     name: str | None = None,
-) -> nn.BatchNorm:
+) -> "BatchNorm":
     """A BatchNorm with PyTorch's momentum and epsilon, using batch statistics when training."""
-    return nn.BatchNorm(
+    return BatchNorm(
         use_running_average=not train,
         axis_name=_BATCH_NORM_AXIS.get() if train else None,
         momentum=0.9,
@@ -333,6 +333,111 @@ def batch_norm(
         param_dtype=param_dtype,
         name=name,
     )
+
+
+class BatchNorm(nn.Module):
+    """Batch norm over the last (feature) axis: Flax's `nn.BatchNorm` with its defaults, the
+    same variables (params `scale`, `bias`; batch_stats `mean`, `var`, float32) and results, and
+    a training-mode gradient written out (`normalize_with_batch_statistics`).
+
+    Statistics are float32 whatever `dtype` is, the variance E[x^2] - E[x]^2 clipped at zero;
+    the running statistics move by `1 - momentum` towards each batch's (not during `init`).
+    With `axis_name` the statistics are those of the whole batch across that mapped axis."""
+
+    use_running_average: bool = False
+    axis_name: str | None = None
+    momentum: float = 0.99
+    epsilon: float = 1e-5
+    dtype: Dtype | None = None
+    param_dtype: Dtype = jnp.float32
+    scale_init: Callable = nn.initializers.ones
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        features = (x.shape[-1],)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
+        running_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
+        scale = self.param("scale", self.scale_init, features, self.param_dtype)
+        bias = self.param("bias", self.bias_init, features, self.param_dtype)
+        dtype = self.dtype or jnp.result_type(x, scale, bias)
+        if self.use_running_average:
+            multiplier = jax.lax.rsqrt(running_var.value + self.epsilon) * scale
+            y = (x - running_mean.value) * multiplier + bias
+            return y.astype(dtype)
+        axis_name = None if self.is_initializing() else self.axis_name
+        y, mean, var = normalize_with_batch_statistics(x, scale, bias, self.epsilon, axis_name)
+        if not self.is_initializing():
+            running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+            running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+        return y.astype(dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def normalize_with_batch_statistics(
+    x: Array, scale: Array, bias: Array, epsilon: float, axis_name: str | None = None
+) -> tuple[Array, Array, Array]:
+    """(y, mean, var): `x` normalised with its own per-feature (last axis) mean and variance,
+    then scaled and shifted, all in float32; the statistics span `axis_name` too when given.
+
+    The gradient is batch norm's closed form: one pass for the sums of dy and dy * x_hat, one
+    for dx. Autodiff of the forward pass gave XLA:CPU more passes over the activations and a
+    materialised x - mean: on a 2-core AVX-512 machine the gradient through batch norm and a
+    ReLU took 0.7-0.9 of the time (ResNet-18's and U-Net's shapes), whole training steps of
+    ResNet-18 and U-Net 0.97-0.99."""
+    y, mean, var, _ = _batch_statistics_forward(x, scale, bias, epsilon, axis_name)
+    return y, mean, var
+
+
+def _feature_sums(values: list[Array], axis_name: str | None) -> list[Array]:
+    """Each array summed over every axis but the last, and across `axis_name` when given (in
+    one collective)."""
+    sums = [jnp.sum(value, axis=tuple(range(value.ndim - 1))) for value in values]
+    if axis_name is None:
+        return sums
+    return list(jax.lax.psum(jnp.stack(sums), axis_name))
+
+
+def _count(x: Array, axis_name: str | None) -> Array:
+    count = jnp.asarray(x.size // x.shape[-1], jnp.float32)
+    return count if axis_name is None else jax.lax.psum(count, axis_name)
+
+
+def _batch_statistics_forward(x, scale, bias, epsilon, axis_name):
+    wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    count = _count(x, axis_name)
+    total, total_of_squares = _feature_sums([wide, jnp.square(wide)], axis_name)
+    mean = total / count
+    var = jnp.maximum(total_of_squares / count - jnp.square(mean), 0)
+    inverse_std = jax.lax.rsqrt(var + epsilon)
+    y = (wide - mean) * (inverse_std * scale) + bias
+    return y, mean, var, inverse_std
+
+
+def _normalize_forward(x, scale, bias, epsilon, axis_name):
+    y, mean, var, inverse_std = _batch_statistics_forward(x, scale, bias, epsilon, axis_name)
+    return (y, mean, var), (x, mean, inverse_std, scale)
+
+
+def _normalize_backward(epsilon, axis_name, residuals, cotangents):
+    del epsilon
+    x, mean, inverse_std, scale = residuals
+    dy, dmean, dvar = cotangents
+    centred = x.astype(mean.dtype) - mean
+    x_hat = centred * inverse_std
+    # The parameters' gradients are this device's share (the step sums them across devices);
+    # dx needs the whole batch's sums, since the statistics were the whole batch's.
+    dbias, dscale = _feature_sums([dy, dy * x_hat], None)
+    count = _count(x, axis_name)
+    total_dbias, total_dscale = (
+        (dbias, dscale) if axis_name is None else _feature_sums([dbias, dscale], axis_name)
+    )
+    dx = (scale * inverse_std) * (dy - (total_dbias + x_hat * total_dscale) / count)
+    dx = dx + (dmean + 2 * dvar * centred) / count  # through the returned statistics
+    return dx.astype(x.dtype), dscale.astype(scale.dtype), dbias.astype(scale.dtype)
+
+
+normalize_with_batch_statistics.defvjp(_normalize_forward, _normalize_backward)
 
 
 UPSAMPLING_METHODS = ("transpose", "bilinear")

@@ -202,3 +202,70 @@ def test_tiled_max_pool_keeps_a_nan_visible_in_the_value_and_the_gradient():
     # The NaN tile's gradient goes to the NaN alone; every other tile's to its maximum.
     assert grad[1, 2, 3, 0] == 1 and grad[1, 2:4, 2:4, 0].sum() == 1
     assert np.count_nonzero(grad) == upstream.size
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_batch_norm_matches_flaxs_values_statistics_and_gradients(dtype):
+    shape = (6, 5, 4, 3)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(2.0, 3.0, size=shape), dtype)
+    upstream = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    options = dict(momentum=0.9, epsilon=1e-5, dtype=dtype)
+    ours, flax_norm = layers.BatchNorm(**options), nn.BatchNorm(**options)
+    variables = flax_norm.init(jax.random.PRNGKey(0), x, use_running_average=False)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(0), x)) == jax.tree.map(
+        jnp.shape, variables
+    )
+    variables = {  # parameters and statistics away from their initial values
+        "params": {"scale": jnp.asarray([0.5, 2.0, -1.0]), "bias": jnp.asarray([0.1, 0, -3.0])},
+        "batch_stats": {"mean": jnp.asarray([1.0, 2, 3]), "var": jnp.asarray([0.5, 1, 4])},
+    }
+
+    def loss(module, variables, x, train):
+        if train:
+            y, updates = module.apply(variables, x, mutable=["batch_stats"])
+        else:
+            y, updates = module.apply(variables, x), {}
+        return jnp.sum(jax.nn.relu(y.astype(jnp.float32)) * upstream), (y, updates)
+
+    tolerance = 3e-2 if dtype == jnp.bfloat16 else 1e-5
+    for train in (True, False):
+        ours = layers.BatchNorm(use_running_average=not train, **options)
+        reference = nn.BatchNorm(use_running_average=not train, **options)
+        grad = jax.grad(loss, argnums=(1, 2), has_aux=True)
+        (got, (y, updates)) = grad(ours, variables, x, train)
+        (want, (y_want, updates_want)) = grad(reference, variables, x, train)
+        assert y.dtype == y_want.dtype == dtype
+        np.testing.assert_allclose(
+            np.float32(y), np.float32(y_want), rtol=tolerance, atol=tolerance
+        )
+        for a, b in zip(jax.tree.leaves((got, updates)), jax.tree.leaves((want, updates_want))):
+            np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tolerance, atol=tolerance)
+
+
+def test_batch_norms_gradient_matches_finite_differences():
+    # Against the definition, not Flax: the training-mode output through a random projection.
+    x = np.random.default_rng(5).normal(size=(4, 3, 2, 2))
+    upstream = np.random.default_rng(6).normal(size=x.shape)
+    scale, bias = np.array([1.5, -0.5]), np.array([0.2, 0.3])
+
+    def reference(x):  # numpy, float64
+        mean = x.mean(axis=(0, 1, 2))
+        var = x.var(axis=(0, 1, 2))
+        return np.sum(((x - mean) / np.sqrt(var + 1e-5) * scale + bias) * upstream)
+
+    with jax.enable_x64(True):
+
+        def ours(x):
+            y, _, _ = layers.normalize_with_batch_statistics(x, scale, bias, 1e-5)
+            return jnp.sum(y * upstream)
+
+        grad = np.asarray(jax.grad(ours)(jnp.asarray(x)))
+    step = 1e-6
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (reference(plus) - reference(minus)) / (2 * step)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
