@@ -60,8 +60,9 @@ FORMULATIONS = {
 # Raised whenever a formulation changes how it computes (and so how fast it is): plan files
 # hold choices made from the old timings, and jaxconv.ops.conv_planning measures again rather
 # than keep them. 2: oneDNN's input gradient reads the kernel's feature axes exchanged in place;
-# oneDNN's kernel gradient.
-REVISION = 2
+# oneDNN's kernel gradient. 3: oneDNN's library reads and writes the program's buffers in place
+# (jaxconv.ops.dnnl), no longer copying its operands.
+REVISION = 3
 
 
 @dataclasses.dataclass(frozen=True)
