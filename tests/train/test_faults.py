@@ -74,7 +74,10 @@ def wait_for_exit(process, timeout):
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)
         stderr = process.communicate()[1]
-        pytest.fail(f"launch.py still running after {timeout} s; its stacks:\n{stderr[-6000:]}")
+        # Every thread's stack, from faulthandler's header on: the thread a hang waits for is
+        # rarely the last one listed.
+        stacks = stderr[stderr.rfind("Fatal Python error") :][:40000]
+        pytest.fail(f"launch.py still running after {timeout} s; its stacks:\n{stacks}")
 
 
 def final_state(workdir, step):
