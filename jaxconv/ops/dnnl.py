@@ -12,8 +12,8 @@ ctypes, and runs inside a compiled program as a host callback
 (`jax.experimental.buffer_callback`): oneDNN reads the program's operand buffers and writes
 its result buffer in place, and ctypes releases the GIL while it computes. Each shape's
 primitive is created once per process; calls are serialised (the library's scratchpad is
-shared, and oneDNN already uses every core). oneDNN picks the kernel
-gradient's memory layout itself (blocked for its vector width) and reorders it into HWIO.
+shared, and oneDNN already uses every core). oneDNN picks the kernel gradient's memory layout
+itself (blocked for its vector width) and reorders it into HWIO.
 
 `available()` says whether the library loads and computes a small awkward case (strides,
 asymmetric padding, dilation) as a direct numpy sum does; where it does not, jaxconv never uses
