@@ -26,25 +26,52 @@ def cache(tmp_path, monkeypatch):
     return conv_planning.cache_path()
 
 
-def test_every_convolution_is_planned_with_its_fastest_formulations(tmp_path, cache):
+@pytest.mark.parametrize("outcome", [None, *conv_planning.VARIANTS])
+def test_every_convolution_is_planned_with_its_fastest_formulations(
+    tmp_path, cache, monkeypatch, outcome
+):
+    """Each shape's plan as the network-level check keeps it: that check's own outcome (None),
+    or each of its possible outcomes forced."""
+    if outcome is not None:
+        monkeypatch.setattr(conv_planning, "measure_network", lambda *args: (outcome, {}))
     messages = []
     plans = conv_planning.plan(
         two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
     )
     geometries = sorted(key[0].kernel_shape for key in plans)
     assert geometries == [(1, 1, 4, 2), (3, 3, 3, 4)]
-    entries = json.loads((tmp_path / "run.json").read_text())["plans"]
+    document = json.loads((tmp_path / "run.json").read_text())
+    entries = document["plans"]
     assert len(entries) == 2
-    for entry in entries.values():
-        layer = entry["seconds"].get("layer")
-        if layer and layer["planned"] >= layer["xla"]:  # the whole layer was not faster
-            assert all(entry[role] == "xla" for role in conv_planning.ROLES)
-            continue
+    # The run's file holds the plans as used: the per-shape choices as the network-level
+    # check's outcome keeps them.
+    (variant,) = document["networks"].values()
+    assert variant in conv_planning.VARIANTS and outcome in (None, variant)
+    for key in plans:
+        entry = entries[f"{key[0].key}|{key[1]}"]
+        assert plans[key] == fast_conv.Plan(**{role: entry[role] for role in conv_planning.ROLES})
+        routes = fast_conv.onednn_routes(*key)
         for role in conv_planning.ROLES:
-            seconds = entry["seconds"][role]
-            assert entry[role] == min(seconds, key=seconds.get)
+            if variant == "xla":
+                expected = "xla"
+            elif variant == "onednn":
+                expected = "onednn" if routes[role] else "xla"
+            elif variant == "onednn_in_program":
+                expected = "onednn" if routes[role] == "jaxlib" else "xla"
+            else:
+                expected = _fastest(entry["seconds"], role)
+            assert entry[role] == expected, (variant, role, entry)
     assert cache.exists()
     assert "2 shapes" in messages[0] and "2 measured" in messages[0]
+
+
+def _fastest(seconds: dict, role: str) -> str:
+    """The formulation a shape's measured times choose for `role`: the fastest, unless the
+    whole layer with the chosen ones was not faster than XLA's."""
+    layer = seconds.get("layer")
+    if layer and layer["planned"] >= layer["xla"]:
+        return "xla"
+    return min(seconds[role], key=seconds[role].get)
 
 
 def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
