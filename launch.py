@@ -133,10 +133,12 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         print(f"launch.py: error: {error}", file=sys.stderr)
         return 2
+    # XLA:CPU allocates each step's buffers anew: keep freed memory rather than fault it in.
+    kept = platform.keep_freed_memory() if jax.default_backend() == "cpu" else None
     leader = jax.process_index() == 0  # only process 0 speaks for a multi-host job
     if leader:
         print(config, flush=True)
-        for line in (note, started and f"Distributed run: {started}."):
+        for line in (note, kept, started and f"Distributed run: {started}."):
             if line:
                 print(line, flush=True)
 

@@ -8,7 +8,8 @@ For each model (LeNet-5 on 28x28 batch 128; the CIFAR-style ResNet-18 on 32x32 b
 four variants, each in a process of its own:
 
 - `jaxconv`: jaxconv's training step as a run uses it (jaxconv.train.step under jit, on CPU
-  the convolutions planned by jaxconv.ops.conv_planning, the XLA flags of jaxconv.platform);
+  the convolutions planned by jaxconv.ops.conv_planning, the XLA flags and the allocator
+  setting of jaxconv.platform);
 - `jaxconv_xla`: the same step with `fast_conv` off (XLA's convolutions, same flags);
 - `torch_eager` and `torch_channels_last`: the same network written in PyTorch (CPU build),
   NCHW and channels_last memory formats.
@@ -20,7 +21,10 @@ order rotating from round to round. So a machine whose speed drifts (a shared VM
 to 2x over minutes) slows every variant alike, and each round gives a ratio of its own: the
 table shows the ratio over all rounds and the range of the rounds' ratios.
 
-All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for U-Net). The
+Every process, PyTorch's too, runs with jaxconv's allocator setting
+(jaxconv.platform.keep_freed_memory), so the ratio compares the frameworks and not malloc
+settings. All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for
+U-Net). The
 ratio is jaxconv / PyTorch's faster variant. GFLOP/s counts 3x the forward pass's FLOPs
 (jaxconv.models.summary) per image and is set against this machine's float32 matmul peak (XLA's
 best 2048x2048 product, measured by the jaxconv process after the rounds). PyTorch is an
@@ -52,11 +56,13 @@ def jax_worker(name: str, planned: bool):
     import numpy as np
     import optax
 
-    from jaxconv import models, tasks
+    from jaxconv import models, platform, tasks
     from jaxconv.ops import conv_planning, fast_conv
     from jaxconv.train import parallel, step
     from jaxconv.train import state as state_lib
 
+    if jax.default_backend() == "cpu":
+        platform.keep_freed_memory()  # as launch.py does
     size, channels, batch, classes = MODELS[name]
     task = "segmentation" if name == "unet" else "classification"
     model = {
@@ -201,6 +207,9 @@ def torch_worker(name: str, channels_last: bool):
     """The PyTorch twin's training step, and its thread count."""
     import torch
 
+    from jaxconv import platform
+
+    platform.keep_freed_memory()  # the same allocator as jaxconv's processes
     size, channels, batch, classes = MODELS[name]
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = torch_model(name).to(memory_format=memory)

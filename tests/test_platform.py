@@ -1,4 +1,12 @@
-"""The machine's description and the XLA flags jaxconv sets for it."""
+"""The machine's description and the XLA and allocator settings jaxconv makes for it."""
+
+import os
+import platform as python_platform
+import resource
+import subprocess
+import sys
+
+import pytest
 
 from jaxconv import platform
 
@@ -37,3 +45,70 @@ def test_jaxconv_sets_its_flags_only_when_the_user_set_none():
     mine = {"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}
     assert platform.configure_xla(mine) is None
     assert mine == {"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}
+
+
+# Touches a freshly allocated 64 MiB block three times, in a process of its own (the setting
+# lasts for the process), after jaxconv's allocator setting when asked: its note, then the
+# page faults each block took.
+_TOUCH_FRESH_BLOCKS = """
+import ctypes, resource, sys
+from jaxconv import platform
+print(platform.keep_freed_memory() if sys.argv[1] == "set" else None)
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+size = 64 * 2**20
+for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+BLOCK_PAGES = 64 * 2**20 // resource.getpagesize()
+
+
+def touch_fresh_blocks(setting: str, **malloc_environment) -> tuple[str, list[int]]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name != "GLIBC_TUNABLES" and not name.startswith("MALLOC_")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _TOUCH_FRESH_BLOCKS, setting],
+        env={**environment, **malloc_environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    note, *faults = result.stdout.strip().split("\n")
+    return note, [int(count) for count in faults]
+
+
+glibc_only = pytest.mark.skipif(
+    python_platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings"
+)
+
+
+@glibc_only
+def test_freed_blocks_are_reused_without_their_pages_faulted_in_again():
+    note, faults = touch_fresh_blocks("set")
+    assert "malloc" in note and "override" in note
+    assert faults[0] > BLOCK_PAGES // 2  # the first block's pages are faulted in
+    assert max(faults[1:]) < BLOCK_PAGES // 50  # the next blocks reuse them
+
+
+@glibc_only
+def test_without_the_setting_every_block_is_faulted_in():
+    note, faults = touch_fresh_blocks("unset")
+    assert note == "None" and min(faults) > BLOCK_PAGES // 2
+
+
+@glibc_only
+def test_a_user_who_tuned_malloc_keeps_their_settings():
+    for tuned in (
+        {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1048576"},
+        {"MALLOC_ARENA_MAX": "2"},
+    ):
+        note, faults = touch_fresh_blocks("set", **tuned)
+        assert note == "None" and min(faults) > BLOCK_PAGES // 2
