@@ -82,7 +82,7 @@ def jax_worker(name: str, planned: bool):
             return model.apply(variables, images, train=True, mutable=["batch_stats"])
 
         images = jax.ShapeDtypeStruct(shape, jnp.float32)
-        plans = conv_planning.plan(forward, state.variables(), images)
+        plans = conv_planning.plan(forward, state.variables(), images, log=print)
     train_step = strategy.compile_train_step(
         fast_conv.with_plans(step.train_step, plans),
         loss_and_metrics=tasks.get(task).loss_and_metrics,

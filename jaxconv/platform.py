@@ -30,6 +30,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 # Freed memory at the heap's top beyond this goes back to the system (mallopt takes an int).
 _KEPT_BYTES = 2**31 - 1
+_freed_memory_kept = False  # whether keep_freed_memory() took effect in this process
 
 
 def keep_freed_memory(environ=os.environ) -> str | None:
@@ -50,13 +51,21 @@ def keep_freed_memory(environ=os.environ) -> str | None:
     )
     if tuned or platform.libc_ver()[0] != "glibc":
         return None
+    global _freed_memory_kept
     libc = ctypes.CDLL(None)
     if not (libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES)):
         return None
+    _freed_memory_kept = True
     return (
         "malloc: large blocks from the heap, freed memory kept for the next step (set by "
         "jaxconv for CPU speed; set GLIBC_TUNABLES or a MALLOC_* variable to override)"
     )
+
+
+def freed_memory_kept() -> bool:
+    """Whether keep_freed_memory() took effect in this process: timings measured with it and
+    without it differ (jaxconv.ops.conv_planning keeps their choices apart)."""
+    return _freed_memory_kept
 
 
 def cpu_model(cpuinfo: str | None = None) -> str:

@@ -16,7 +16,8 @@ the fastest is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
-versions and XLA_FLAGS it was measured under, so a home folder shared by different machines
+versions, XLA_FLAGS and the allocator setting (jaxconv.platform.keep_freed_memory) it was
+measured under, so a home folder shared by different machines
 (cluster nodes, a resized VM) never hands one machine's choices to another. On several
 processes, process 0's choices are used everywhere (the programs must be identical).
 """
@@ -243,8 +244,10 @@ def _network_key(plans: dict[Key, Plan], program: str) -> str:
 
 
 def machine() -> dict[str, str]:
-    """What a measurement's outcome depends on besides the shape: the CPU, the software, and
-    the XLA flags (which change the compiled kernels)."""
+    """What a measurement's outcome depends on besides the shape: the CPU, the software, the
+    XLA flags (which change the compiled kernels) and the allocator setting (without it, every
+    buffer a step allocates anew is faulted in page by page, which weighs on some
+    formulations more than on others)."""
     from jaxconv import platform
 
     facts = {
@@ -253,6 +256,8 @@ def machine() -> dict[str, str]:
         "jaxlib": jax.lib.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
+    if platform.freed_memory_kept():
+        facts["malloc"] = "freed memory kept"
     if fast_conv.in_partitioned_program():  # choices among fewer formulations: a file of its own
         facts["program"] = "partitioned over devices"
     return facts

@@ -125,8 +125,9 @@ def test_machine_plans_chosen_among_other_formulations_are_measured_again(
 def test_plans_measured_on_another_machine_are_never_used_here(
     tmp_path, cache, monkeypatch, measured
 ):
-    # A home folder shared by two CPUs, or one machine under other XLA flags: each measures
-    # for itself and keeps its own file, and neither loses the other's plans.
+    # A home folder shared by two CPUs, or one machine under other XLA flags or allocator
+    # settings: each measures for itself and keeps its own file, and neither loses the other's
+    # plans.
     first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     measured.clear()
     from jaxconv import platform
@@ -139,7 +140,11 @@ def test_plans_measured_on_another_machine_are_never_used_here(
     assert json.loads(other.read_text())["cpu"] == "Another CPU (family 1 model 2)"
     assert set(conv_planning.read_file(cache)) == {conv_planning._file_key(k) for k in first}
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
-    assert conv_planning.cache_path() not in (cache, other)
+    flags = conv_planning.cache_path()
+    assert flags not in (cache, other)
+    # The allocator setting too (timed without it, every new buffer is faulted in).
+    monkeypatch.setattr(platform, "_freed_memory_kept", not platform.freed_memory_kept())
+    assert conv_planning.cache_path() not in (cache, other, flags)
 
 
 def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
