@@ -117,7 +117,7 @@ def train_step(
 
     Besides the task's metrics it reports the L2 norms of gradients, parameters and updates,
     the numbers that show a run going wrong before its loss does, and `nonfinite` (1 for a step
-    whose loss or gradient was not finite and was therefore not applied).
+    whose loss or gradient norm was not finite and was therefore not applied).
     """
     rng = jax.random.fold_in(state.rng, state.step)
     if axis_name is not None:  # a different dropout mask on each device
@@ -134,14 +134,17 @@ def train_step(
         ema_params = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
 
     # A non-finite loss or gradient leaves the state as it was: the run stops (or skips the
-    # batch, by config) with its last good parameters, never with NaNs.
-    finite = jnp.isfinite(_pmean(loss, axis_name)) & all_finite(grads)
+    # batch, by config) with its last good parameters, never with NaNs. A gradient with a NaN
+    # or an infinity has a non-finite norm, so the norm's one pass over the gradients tells
+    # (a norm beyond float32's range, above 1.8e19, counts as non-finite too).
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(_pmean(loss, axis_name)) & jnp.isfinite(grad_norm)
     keep_if_bad = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     params = keep_if_bad(params, state.params)
     one = jnp.ones((), jnp.float32)
     metrics = jax.tree.map(lambda x: jnp.where(finite, x, 0.0), _psum(metrics, axis_name))
     metrics |= {
-        "grad_norm": (jnp.where(finite, optax.global_norm(grads), 0.0), finite * one),
+        "grad_norm": (jnp.where(finite, grad_norm, 0.0), finite * one),
         "param_norm": (optax.global_norm(params), one),
         "update_norm": (jnp.where(finite, optax.global_norm(updates), 0.0), finite * one),
         "nonfinite": (1.0 - finite, one),
@@ -154,12 +157,6 @@ def train_step(
         ema_params=keep_if_bad(ema_params, state.ema_params),
     )
     return new_state, metrics
-
-
-def all_finite(tree) -> jax.Array:
-    """Whether every element of every leaf of `tree` is finite."""
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def eval_step(
