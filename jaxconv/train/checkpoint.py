@@ -82,6 +82,11 @@ class Checkpointer:
         self._options = ocp.CheckpointManagerOptions(
             create=True,
             enable_async_checkpointing=True,
+            # Each save's folders are made before save() returns, so a failure to make them (the
+            # checkpoint folder deleted meanwhile) is raised there and handled below. Made in
+            # the background, such a failure sent no signal, and the save's other items waited
+            # out orbax's 300 s coordination timeout for it.
+            async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
             cleanup_tmp_directories=True,
             preservation_policy=_preservation(keep, best_metric, best_mode),
         )
