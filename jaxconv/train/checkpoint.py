@@ -256,7 +256,13 @@ class Checkpointer:
             ) from error
 
     def close(self) -> None:
-        self.manager.close()
+        """Closes the manager. What closing raises concerns saves that already failed: a run
+        ending well has waited for its last save (`finish`), and a run stopped by an error must
+        end with that error, not with this one."""
+        try:
+            self.manager.close()
+        except Exception as error:  # noqa: BLE001 - reported, never raised over the real error
+            self.report(f"Closing the checkpoints, an abandoned save failed: {_first_line(error)}")
 
 
 def _first_line(error: Exception) -> str:

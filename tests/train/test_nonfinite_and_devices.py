@@ -126,6 +126,24 @@ def test_final_checkpoint_whose_folder_vanished_is_saved_again(tmp_path, when):
     np.testing.assert_array_equal(read_state(tmp_path, 7)["params"]["w"], 3.0)
 
 
+def test_closing_after_failed_saves_reports_and_never_hides_the_runs_error(tmp_path):
+    said = []
+    saver = checkpoint.Checkpointer(tmp_path, report=said.append)
+    real_close = saver.manager.close
+
+    def close_with_an_abandoned_save():
+        real_close()
+        raise FileNotFoundError("No such file or directory: '.../20.orbax-checkpoint-tmp'")
+
+    saver.manager.close = close_with_an_abandoned_save
+    with pytest.raises(checkpoint.CheckpointError, match="could not save"):
+        try:
+            raise checkpoint.CheckpointError("could not save the checkpoint of step 20")
+        finally:
+            saver.close()  # as the training loop closes it, in a finally
+    assert len(said) == 1 and "20.orbax-checkpoint-tmp" in said[0]
+
+
 def test_reopening_retries_while_a_deletion_is_still_under_way(tmp_path, monkeypatch):
     saver = checkpoint.Checkpointer(tmp_path, report=lambda message: None)
     opened, calls = saver._open, []
