@@ -24,10 +24,9 @@ table shows the ratio over all rounds and the range of the rounds' ratios.
 Every process, PyTorch's too, runs with jaxconv's allocator setting
 (jaxconv.platform.keep_freed_memory), so the ratio compares the frameworks and not malloc
 settings. All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for
-U-Net). The
-ratio is jaxconv / PyTorch's faster variant. GFLOP/s counts 3x the forward pass's FLOPs
-(jaxconv.models.summary) per image and is set against this machine's float32 matmul peak (XLA's
-best 2048x2048 product, measured by the jaxconv process after the rounds). PyTorch is an
+U-Net). The ratio is jaxconv / PyTorch's faster variant. GFLOP/s counts 3x the forward pass's
+FLOPs (jaxconv.models.summary) per image and is set against this machine's float32 matmul peak
+(XLA's best 2048x2048 product, measured by the jaxconv process after the rounds). PyTorch is an
 optional dependency: `pip install torch`; without it the PyTorch columns are empty.
 """
 
