@@ -35,6 +35,9 @@ from jaxconv.train.state import TrainState
 # Saves that fail one after another before the run stops: a deleted folder costs one, a full
 # disk every one.
 MAX_FAILURES_IN_A_ROW = 3
+# The wait before saving again after the first failure in a row, doubled after each further
+# one: a large folder's deletion, still under way, fails the saves made meanwhile.
+RETRY_SECONDS = 1.0
 _STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "ema_params")
 
 
@@ -157,8 +160,9 @@ class Checkpointer:
         return True
 
     def _failed(self, step: int, error: Exception) -> None:
-        """A failed save (its folder deleted under it, say) is reported and the manager reopened
-        to try again; MAX_FAILURES_IN_A_ROW of them (a full disk) stop the run."""
+        """A failed save (its folder deleted under it, say) is reported and, after a wait
+        (RETRY_SECONDS, doubling), the manager reopened to try again; MAX_FAILURES_IN_A_ROW of
+        them (a full disk) stop the run."""
         self._failures_in_a_row += 1
         if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             raise CheckpointError(
@@ -167,6 +171,7 @@ class Checkpointer:
                 "already complete are kept."
             ) from error
         self.report(f"A checkpoint save failed ({_first_line(error)}); saving step {step} afresh.")
+        time.sleep(RETRY_SECONDS * 2 ** (self._failures_in_a_row - 1))
         self._reopen()
 
     def _reopen(self) -> None:

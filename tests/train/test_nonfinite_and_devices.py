@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 
 from jaxconv.configs import loading
@@ -124,6 +125,28 @@ def test_final_checkpoint_whose_folder_vanished_is_saved_again(tmp_path, when):
     saver.close()
     assert (tmp_path / "checkpoints" / "7").is_dir()
     np.testing.assert_array_equal(read_state(tmp_path, 7)["params"]["w"], 3.0)
+
+
+def test_saves_failing_while_a_deletion_is_under_way_are_retried_after_waits(tmp_path, monkeypatch):
+    said, waits, failures = [], [], []
+    saver = checkpoint.Checkpointer(tmp_path, report=said.append)
+    real_save = ocp.CheckpointManager.save
+
+    def save_after_the_deletion(manager, *args, **kwargs):
+        if len(failures) < checkpoint.MAX_FAILURES_IN_A_ROW - 1:
+            failures.append(None)
+            raise FileNotFoundError(f"No such file or directory: '{tmp_path}/checkpoints'")
+        return real_save(manager, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save_after_the_deletion)
+    monkeypatch.setattr(checkpoint.time, "sleep", waits.append)
+    state = _tiny_state().replace(step=jnp.asarray(5, jnp.int32))
+    saver.save(state, iter(grain.MapDataset.range(10).to_iter_dataset()))
+    saver.wait()
+    saver.close()
+    assert waits == [checkpoint.RETRY_SECONDS, 2 * checkpoint.RETRY_SECONDS]
+    assert sum("saving step 5 afresh" in line for line in said) == 2
+    assert (tmp_path / "checkpoints" / "5").is_dir()
 
 
 def test_closing_after_failed_saves_reports_and_never_hides_the_runs_error(tmp_path):
