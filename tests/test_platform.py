@@ -2,7 +2,6 @@
 
 import os
 import platform as python_platform
-import resource
 import subprocess
 import sys
 
@@ -65,7 +64,6 @@ for _ in range(3):
     libc.free(block)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-BLOCK_PAGES = 64 * 2**20 // resource.getpagesize()
 
 
 def touch_fresh_blocks(setting: str, **malloc_environment) -> tuple[str, list[int]]:
@@ -90,18 +88,23 @@ glibc_only = pytest.mark.skipif(
 )
 
 
+# Counts relative to the first block's: with transparent huge pages a block takes one fault
+# per 2 MiB page instead of one per 4 KiB page.
+def faulted_in_afresh(faults: list[int]) -> bool:
+    return faults[0] > 0 and min(faults[1:]) >= faults[0] // 2
+
+
 @glibc_only
 def test_freed_blocks_are_reused_without_their_pages_faulted_in_again():
     note, faults = touch_fresh_blocks("set")
     assert "malloc" in note and "override" in note
-    assert faults[0] > BLOCK_PAGES // 2  # the first block's pages are faulted in
-    assert max(faults[1:]) < BLOCK_PAGES // 50  # the next blocks reuse them
+    assert faults[0] > 0 and max(faults[1:]) < max(faults[0] // 10, 1)
 
 
 @glibc_only
 def test_without_the_setting_every_block_is_faulted_in():
     note, faults = touch_fresh_blocks("unset")
-    assert note == "None" and min(faults) > BLOCK_PAGES // 2
+    assert note == "None" and faulted_in_afresh(faults)
 
 
 @glibc_only
@@ -111,4 +114,4 @@ def test_a_user_who_tuned_malloc_keeps_their_settings():
         {"MALLOC_ARENA_MAX": "2"},
     ):
         note, faults = touch_fresh_blocks("set", **tuned)
-        assert note == "None" and min(faults) > BLOCK_PAGES // 2
+        assert note == "None" and faulted_in_afresh(faults)
