@@ -9,10 +9,10 @@ shape not already in the plan file, compiles every formulation of the forward pa
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
 the fastest of each. Products measured alone can mislead about a whole network (what XLA
 fuses or overlaps around a convolution changes with its formulation), so the network's
-gradient is then timed up to four ways, side by side: with every choice, with oneDNN's
-(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with oneDNN's only
-where jaxlib's call computes it inside the program, and with XLA's convolutions throughout;
-the fastest is kept. The run's
+gradient is then timed up to five ways, side by side: with every choice; with oneDNN's
+(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with Winograd's
+where planned and without; with oneDNN's only where jaxlib's call computes it inside the
+program; and with XLA's convolutions throughout; the fastest is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
@@ -46,13 +46,15 @@ MAX_REPEATS = 3
 # The whole network's gradient is timed this many times per variant, the variants taking
 # turns (so a machine whose speed drifts slows them alike), and compared by the median.
 NETWORK_ROUNDS = 5
-# What the network-level check chooses among: every planned formulation; oneDNN's wherever it
-# can compute a product (XLA's elsewhere), since products timed alone on a busy machine can
-# rank a library kernel below XLA's by chance; oneDNN's only where jaxlib's call computes it
-# inside the program (each host call costs about a millisecond, which small networks feel,
-# and its threads compete with XLA's where the network gives XLA other work beside it); XLA's
-# convolution alone.
-VARIANTS = ("planned", "onednn", "onednn_in_program", "xla")
+# What the network-level check chooses among: every planned formulation ('planned'); oneDNN's
+# wherever it can compute a product and XLA's elsewhere, since products timed alone on a busy
+# machine can rank a library kernel below XLA's by chance, with the layers planned as
+# Winograd's left so ('onednn': they do fewer multiplications, not the same ones faster) or
+# not ('onednn_direct'); oneDNN's only where jaxlib's call computes it inside the program,
+# Winograd's left so ('onednn_in_program': each host call costs about a millisecond, which
+# small networks feel, and its threads compete with XLA's where the network gives XLA other
+# work beside it); XLA's convolution alone ('xla').
+VARIANTS = ("planned", "onednn", "onednn_direct", "onednn_in_program", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
 
@@ -127,7 +129,10 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
 
     Products timed alone can mislead (what one formulation leaves in memory, another reads),
     so a plan that is not all XLA's is kept only if the whole layer, output and both
-    gradients, is faster with it than with XLA's convolution.
+    gradients, is faster with it than with XLA's convolution. A layer whose three products
+    a Winograd formulation computes in less time in all is planned with it for all three;
+    whether the network is faster so, the network-level check decides ('onednn' against
+    'onednn_direct').
     """
     choice, timings = {}, {}
     for role, options in fast_conv.candidates(geometry, dtype).items():
@@ -135,7 +140,8 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
         for formulation in options:  # XLA's first: the time to beat
             best = min(timings[role].values(), default=math.inf)
             timings[role][formulation] = time_formulation(role, formulation, geometry, dtype, best)
-        choice[role] = min(timings[role], key=timings[role].get)
+        direct = {name: t for name, t in timings[role].items() if name not in fast_conv.WINOGRAD}
+        choice[role] = min(direct, key=direct.get)
     plan = Plan(**choice)
     if plan != fast_conv.XLA_PLAN:
         xla = _best_time(*_layer_function(fast_conv.XLA_PLAN, geometry), dtype, math.inf)
@@ -143,23 +149,45 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
         timings["layer"] = {"xla": xla, "planned": planned}
         if planned >= xla:
             plan = fast_conv.XLA_PLAN
+    # Winograd's for all three products or none: the forward pass and the kernel gradient
+    # then share the transformed input tiles, which products timed alone each pay for.
+    totals = {
+        name: sum(timings[role][name] for role in ROLES)
+        for name in fast_conv.WINOGRAD
+        if all(name in timings[role] for role in ROLES)
+    }
+    if totals and min(totals.values()) < sum(timings[role][getattr(plan, role)] for role in ROLES):
+        fastest = min(totals, key=totals.get)
+        plan = Plan(fastest, fastest, fastest)
     return plan, timings
 
 
 def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     """`plans` as `variant` (one of VARIANTS) computes them: 'planned' as they are; 'onednn'
-    with oneDNN's formulation for every product it can compute, whatever was chosen, and
-    XLA's for the others; 'onednn_in_program' the same where jaxlib's call computes it
+    with oneDNN's formulation for every product it can compute, whatever was chosen, except
+    the products planned as Winograd's, and XLA's for the others; 'onednn_direct' the same
+    without Winograd's; 'onednn_in_program' as 'onednn' where jaxlib's call computes it
     (`fast_conv.onednn_routes`); 'xla' with XLA's everywhere."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant == "planned":
         return dict(plans)
-    kept = {"onednn": ("jaxlib", "library"), "onednn_in_program": ("jaxlib",), "xla": ()}
+    kept = {
+        "onednn": ("jaxlib", "library"),
+        "onednn_direct": ("jaxlib", "library"),
+        "onednn_in_program": ("jaxlib",),
+        "xla": (),
+    }
+    winograd = variant in ("onednn", "onednn_in_program")
     restricted = {}
-    for key in plans:
+    for key, plan in plans.items():
         routes = fast_conv.onednn_routes(*key) if kept[variant] else {}
-        choice = {role: "onednn" if routes.get(role) in kept[variant] else "xla" for role in ROLES}
+        choice = {}
+        for role in ROLES:
+            if winograd and getattr(plan, role) in fast_conv.WINOGRAD:
+                choice[role] = getattr(plan, role)
+            else:
+                choice[role] = "onednn" if routes.get(role) in kept[variant] else "xla"
         restricted[key] = Plan(**choice)
     return restricted
 
@@ -187,7 +215,7 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
     that compute the same thing as an earlier one are not timed."""
     variants: dict[str, dict[Key, Plan]] = {}
     # A variant that computes what an earlier one does is that one, and not timed again.
-    for name in ("xla", "planned", "onednn", "onednn_in_program"):
+    for name in ("xla", "planned", "onednn", "onednn_direct", "onednn_in_program"):
         restricted = restrict(plans, name)
         if restricted not in variants.values():
             variants[name] = restricted
@@ -288,6 +316,15 @@ def read_file(path: pathlib.Path) -> dict[str, Plan]:
         raise ValueError(
             f"convolution plan file {path} is unreadable ({error}); delete it to measure again."
         ) from None
+
+
+def _cached_seconds(path: pathlib.Path) -> dict[str, dict]:
+    """The measured times a plan file keeps beside its plans, by `_file_key`."""
+    try:
+        entries = json.loads(path.read_text())["plans"]
+        return {name: entry["seconds"] for name, entry in entries.items() if "seconds" in entry}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def read_networks(path: pathlib.Path) -> dict[str, str]:
@@ -478,6 +515,7 @@ def _update_cache(plans: dict[Key, Plan], timings: dict[str, dict], networks: di
             plans = {key: cached.get(_file_key(key), value) for key, value in plans.items()}
             networks = {key: cached_networks.get(key, value) for key, value in networks.items()}
             named = {_file_key(key): value for key, value in plans.items()}
+            timings = {**timings, **_cached_seconds(path)} if cached else timings
             write_file(path, {**named, **cached}, timings, {**networks, **cached_networks})
     except OSError:
         return None  # an unwritable cache costs only a measurement next time

@@ -20,12 +20,15 @@ formulation its `Plan` names:
 - 'swapped' (kernel gradient): XLA's forward convolution with the roles exchanged: the
   input's channels as the batch and its images as the features, the output gradient as an
   Ho x Wo kernel, dilated by the stride and sliding with the layer's dilation as its stride.
-- 'winograd' (3x3, stride 1, no dilation): Winograd's minimal filtering F(2x2, 3x3) (Lavin and
-  Gray, 2016). Each 2x2 block of outputs comes from a 4x4 input tile: the tiles and the kernel
-  are transformed (B^T d B, G g G^T), multiplied as 16 matrix products (tiles x C) x (C x O),
-  one per transformed position, and transformed back (A^T m A): 16 multiplications where the
-  direct form has 36, 2.25x fewer. The input gradient is the same algorithm on the transposed
-  convolution; the kernel gradient is the transpose of the forward map in the kernel.
+- 'winograd' and 'winograd4' (3x3, stride 1, no dilation): Winograd's minimal filtering
+  F(2x2, 3x3) and F(4x4, 3x3) (Lavin and Gray, 2016). Each m x m block of outputs comes from an
+  (m + 2) x (m + 2) input tile: the tiles and the kernel are transformed (B^T d B, G g G^T),
+  multiplied as (m + 2)**2 matrix products (tiles x C) x (C x O), one per transformed position,
+  and transformed back (A^T m A): 16 multiplications for 4 outputs (2.25x fewer than the direct
+  form) or 36 for 16 (4x fewer). The input gradient is the same algorithm on the transposed
+  convolution; the kernel gradient is the transpose of the forward map in the kernel. The
+  transforms are memory-bound passes over tiles larger than the input, so these win only
+  where channels are many and images small (the deep layers of ResNet and U-Net).
 - 'onednn': oneDNN's convolution, the library PyTorch's CPU convolutions run on. The forward
   pass and the stride-1 input gradient through the custom call jaxlib carries for it
   (jaxconv.ops.onednn, offered where `onednn.available()`); the kernel gradient, and the input
@@ -46,6 +49,7 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxconv.ops import dnnl, onednn
@@ -53,16 +57,17 @@ from jaxconv.ops import dnnl, onednn
 Pairs = tuple[tuple[int, int], tuple[int, int]]
 NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 FORMULATIONS = {
-    "forward": ("xla", "im2col", "taps", "winograd", "onednn"),
-    "input_grad": ("xla", "im2col", "col2im", "winograd", "onednn"),
-    "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd", "onednn"),
+    "forward": ("xla", "im2col", "taps", "winograd", "winograd4", "onednn"),
+    "input_grad": ("xla", "im2col", "col2im", "winograd", "winograd4", "onednn"),
+    "kernel_grad": ("xla", "im2col", "taps", "swapped", "winograd", "winograd4", "onednn"),
 }
 # Raised whenever a formulation changes how it computes (and so how fast it is): plan files
 # hold choices made from the old timings, and jaxconv.ops.conv_planning measures again rather
 # than keep them. 2: oneDNN's input gradient reads the kernel's feature axes exchanged in place;
 # oneDNN's kernel gradient. 3: oneDNN's library reads and writes the program's buffers in place
-# (jaxconv.ops.dnnl), no longer copying its operands.
-REVISION = 3
+# (jaxconv.ops.dnnl), no longer copying its operands. 4: Winograd's kernel transform as one
+# matrix product; Winograd F(4x4, 3x3).
+REVISION = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +163,12 @@ def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[st
             excluded[role].add("onednn")
     if not winograd_applies(geometry):
         for role in excluded:
-            excluded[role].add("winograd")
+            excluded[role].update(WINOGRAD)
+    if dtype not in ("float32", "float64"):
+        # F(4x4, 3x3)'s transforms scale by up to 8 and 1/24: in bfloat16's 8 bits of
+        # mantissa its error would reach the percents.
+        for role in excluded:
+            excluded[role].add("winograd4")
     if geometry.strides != (1, 1):  # im2col of the transposed convolution needs stride 1
         excluded["input_grad"].add("im2col")
     if dtype not in onednn.DTYPES or not onednn.available():
@@ -433,16 +443,58 @@ def kernel_grad_xla(x, dy, geometry: Geometry) -> jax.Array:
     return jax.linear_transpose(lambda w: _xla_forward(x, w, geometry), shape)(dy)[0]
 
 
-# Winograd F(2x2, 3x3): the 4x4 input tile's transform B^T (rows), the kernel's G, the output's
-# A^T; each row lists the coefficients of the tile's 4 (or the kernel's 3) entries.
-WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
-WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
-WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+@dataclasses.dataclass(frozen=True)
+class Winograd:
+    """Winograd's minimal filtering F(m x m, 3x3) (Lavin and Gray, 2016): each m x m block of
+    outputs from one (m + 2) x (m + 2) input tile, `(m + 2)**2` multiplications where the direct
+    form has `9 m**2`. Each row lists the coefficients of a tile's (or the kernel's) entries:
+    `input` is B^T, `kernel` G, `output` A^T."""
+
+    outputs: int  # m
+    input: tuple[tuple[float, ...], ...]
+    kernel: tuple[tuple[float, ...], ...]
+    output: tuple[tuple[float, ...], ...]
+
+    @property
+    def tile(self) -> int:
+        return self.outputs + 2
+
+
+# F(2x2, 3x3) on the points 0, 1, -1 (2.25x fewer multiplications) and F(4x4, 3x3) on 0, 1, -1,
+# 2, -2 (4x fewer; its larger coefficients cost about one more decimal digit of float32).
+WINOGRAD = {
+    "winograd": Winograd(
+        outputs=2,
+        input=((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+        kernel=((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1)),
+        output=((1, 1, 1, 0), (0, 1, -1, -1)),
+    ),
+    "winograd4": Winograd(
+        outputs=4,
+        input=(
+            (4, 0, -5, 0, 1, 0),
+            (0, -4, -4, 1, 1, 0),
+            (0, 4, -4, -1, 1, 0),
+            (0, -2, -1, 2, 1, 0),
+            (0, 2, -1, -2, 1, 0),
+            (0, 4, 0, -5, 0, 1),
+        ),
+        kernel=(
+            (1 / 4, 0, 0),
+            (-1 / 6, -1 / 6, -1 / 6),
+            (-1 / 6, 1 / 6, -1 / 6),
+            (1 / 24, 1 / 12, 1 / 6),
+            (1 / 24, -1 / 12, 1 / 6),
+            (0, 0, 1),
+        ),
+        output=((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
+    ),
+}
 
 
 def _combine(parts: Sequence[jax.Array], rows) -> list[jax.Array]:
-    """`sum_k rows[r][k] * parts[k]` for each row, skipping zero coefficients (all are 0, +-1 or
-    1/2, so XLA fuses these into a few elementwise passes)."""
+    """`sum_k rows[r][k] * parts[k]` for each row, skipping zero coefficients (XLA fuses these
+    into a few elementwise passes)."""
     out = []
     for row in rows:
         total = None
@@ -456,71 +508,85 @@ def _combine(parts: Sequence[jax.Array], rows) -> list[jax.Array]:
     return out
 
 
-def _tile_rows(a: jax.Array, axis: int, tiles: int) -> list[jax.Array]:
-    """Row i = 0..3 (along `axis`) of every 4-long, stride-2 tile, `tiles` of them: a[2t + i].
-    Two contiguous slices split into pairs, so no strided gather."""
+def _tile_rows(a: jax.Array, axis: int, tiles: int, step: int, size: int) -> list[jax.Array]:
+    """Row i = 0..size-1 (along `axis`) of every `size`-long tile, the tiles `step` apart,
+    `tiles` of them: a[step * t + i]. Contiguous slices split into groups of `step`, so no
+    strided gather; `a` must be at least `step * (tiles + 1)` long."""
+    rows = []
+    for i in range(size):
+        start = i // step * step
+        part = lax.slice_in_dim(a, start, start + step * tiles, axis=axis)
+        part = part.reshape(*part.shape[:axis], tiles, step, *part.shape[axis + 1 :])
+        rows.append(lax.index_in_dim(part, i % step, axis=axis + 1, keepdims=False))
+    return rows
 
-    def pairs(start):
-        part = lax.slice_in_dim(a, start, start + 2 * tiles, axis=axis)
-        return part.reshape(*part.shape[:axis], tiles, 2, *part.shape[axis + 1 :])
 
-    low, high = pairs(0), pairs(2)
-    pick = lambda b, k: lax.index_in_dim(b, k, axis=axis + 1, keepdims=False)  # noqa: E731
-    return [pick(low, 0), pick(low, 1), pick(high, 0), pick(high, 1)]
+def _winograd_kernel(w: jax.Array, transform: Winograd) -> jax.Array:
+    """G g G^T for every (input, output) channel pair, (tile**2, C, O): one matrix product with
+    G's Kronecker square, which XLA computes far faster than two contractions over the taps."""
+    g = np.asarray(transform.kernel, np.float64)
+    square = jnp.asarray(np.kron(g, g), w.dtype)  # (tile**2, 9), row-major like the taps
+    _, _, channels, features = w.shape
+    taps = w.reshape(9, channels * features)
+    return _matmul(square, taps, ((1,), (0,))).reshape(-1, channels, features)
 
 
-def forward_winograd(x, w, geometry: Geometry) -> jax.Array:
+def forward_winograd(x, w, geometry: Geometry, transform: Winograd) -> jax.Array:
     batch, _, _, channels = x.shape
     features = w.shape[-1]
+    step, size = transform.outputs, transform.tile
     out_height, out_width = geometry.output_size
-    tiles_h, tiles_w = -(-out_height // 2), -(-out_width // 2)
-    # Padded so that the tiles (stride 2, size 4) cover an even output; the extra row and
-    # column of outputs are cut off at the end.
+    tiles_h, tiles_w = -(-out_height // step), -(-out_width // step)
+    # Padded so that the tiles cover a whole number of output blocks, plus what _tile_rows
+    # reads past the last tile; the extra outputs are cut off at the end.
     (low_h, high_h), (low_w, high_w) = geometry.padding
     _, height, width, _ = geometry.input_shape
-    extra_h = 2 * tiles_h + 2 - (height + low_h + high_h)
-    extra_w = 2 * tiles_w + 2 - (width + low_w + high_w)
+    extra_h = step * (tiles_h + 1) - (height + low_h + high_h)
+    extra_w = step * (tiles_w + 1) - (width + low_w + high_w)
     padded = _pad_spatial(x, ((low_h, high_h + extra_h), (low_w, high_w + extra_w)))
     transformed = []
-    for row in _combine(_tile_rows(padded, 1, tiles_h), WINOGRAD_BT):
-        transformed.extend(_combine(_tile_rows(row, 2, tiles_w), WINOGRAD_BT))
-    tiles = jnp.stack(transformed).reshape(16, batch * tiles_h * tiles_w, channels)
-    g = jnp.asarray(WINOGRAD_G, w.dtype)
-    kernel = jnp.einsum("ai,bj,ijco->abco", g, g, w).reshape(16, channels, features)
+    for row in _combine(_tile_rows(padded, 1, tiles_h, step, size), transform.input):
+        transformed.extend(_combine(_tile_rows(row, 2, tiles_w, step, size), transform.input))
+    tiles = jnp.stack(transformed).reshape(size * size, batch * tiles_h * tiles_w, channels)
+    kernel = _winograd_kernel(w, transform)
     products = lax.dot_general(
         tiles, kernel, (((2,), (1,)), ((0,), (0,))), preferred_element_type=jnp.float32
     ).astype(x.dtype)
-    products = products.reshape(4, 4, batch, tiles_h, tiles_w, features)
+    products = products.reshape(size, size, batch, tiles_h, tiles_w, features)
     rows = []
-    for row in _combine(list(products), WINOGRAD_AT):
-        # Output (2t + r, 2u + c) of block (t, u): the pair axes sit right after t and u.
-        rows.append(jnp.stack(_combine([row[j] for j in range(4)], WINOGRAD_AT), axis=3))
-    y = jnp.stack(rows, axis=2)  # (N, tiles_h, 2, tiles_w, 2, O)
-    y = y.reshape(batch, 2 * tiles_h, 2 * tiles_w, features)
+    for row in _combine(list(products), transform.output):
+        # Output (m t + r, m u + c) of block (t, u): the block axes sit right after t and u.
+        rows.append(jnp.stack(_combine([row[j] for j in range(size)], transform.output), axis=3))
+    y = jnp.stack(rows, axis=2)  # (N, tiles_h, m, tiles_w, m, O)
+    y = y.reshape(batch, step * tiles_h, step * tiles_w, features)
     return y[:, :out_height, :out_width]
 
 
-def input_grad_winograd(dy, w, geometry: Geometry) -> jax.Array:
-    return forward_winograd(dy, _flipped_kernel(w), _transposed_geometry(geometry))
+def input_grad_winograd(dy, w, geometry: Geometry, transform: Winograd) -> jax.Array:
+    flipped, transposed = _flipped_kernel(w), _transposed_geometry(geometry)
+    return forward_winograd(dy, flipped, transposed, transform)
 
 
-def kernel_grad_winograd(x, dy, geometry: Geometry) -> jax.Array:
+def kernel_grad_winograd(x, dy, geometry: Geometry, transform: Winograd) -> jax.Array:
     shape = jax.ShapeDtypeStruct(geometry.kernel_shape, x.dtype)
-    return jax.linear_transpose(lambda w: forward_winograd(x, w, geometry), shape)(dy)[0]
+    forward = lambda w: forward_winograd(x, w, geometry, transform)  # noqa: E731
+    return jax.linear_transpose(forward, shape)(dy)[0]
 
 
 FORWARD = {
     "xla": _xla_forward,
     "im2col": forward_im2col,
     "taps": forward_taps,
-    "winograd": forward_winograd,
+    "winograd": functools.partial(forward_winograd, transform=WINOGRAD["winograd"]),
+    "winograd4": functools.partial(forward_winograd, transform=WINOGRAD["winograd4"]),
     "onednn": forward_onednn,
 }
 INPUT_GRAD = {
     "xla": input_grad_xla,
     "im2col": input_grad_im2col,
     "col2im": input_grad_col2im,
-    "winograd": input_grad_winograd,
+    "winograd": functools.partial(input_grad_winograd, transform=WINOGRAD["winograd"]),
+    "winograd4": functools.partial(input_grad_winograd, transform=WINOGRAD["winograd4"]),
     "onednn": input_grad_onednn,
 }
 KERNEL_GRAD = {
@@ -528,7 +594,8 @@ KERNEL_GRAD = {
     "im2col": kernel_grad_im2col,
     "taps": kernel_grad_taps,
     "swapped": kernel_grad_swapped,
-    "winograd": kernel_grad_winograd,
+    "winograd": functools.partial(kernel_grad_winograd, transform=WINOGRAD["winograd"]),
+    "winograd4": functools.partial(kernel_grad_winograd, transform=WINOGRAD["winograd4"]),
     "onednn": kernel_grad_onednn,
 }
 

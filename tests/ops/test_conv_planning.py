@@ -52,26 +52,43 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
         assert plans[key] == fast_conv.Plan(**{role: entry[role] for role in conv_planning.ROLES})
         routes = fast_conv.onednn_routes(*key)
         for role in conv_planning.ROLES:
-            if variant == "xla":
-                expected = "xla"
-            elif variant == "onednn":
+            planned = _fastest(entry["seconds"], role)
+            if variant == "planned" or (
+                variant in ("onednn", "onednn_in_program") and planned in fast_conv.WINOGRAD
+            ):
+                expected = planned
+            elif variant in ("onednn", "onednn_direct"):
                 expected = "onednn" if routes[role] else "xla"
             elif variant == "onednn_in_program":
                 expected = "onednn" if routes[role] == "jaxlib" else "xla"
             else:
-                expected = _fastest(entry["seconds"], role)
+                expected = "xla"
             assert entry[role] == expected, (variant, role, entry)
-    assert cache.exists()
+    # The machine's file keeps the measured times too, past the network-level outcome's write.
+    cached = json.loads(cache.read_text())
+    assert cached["networks"] and all("seconds" in e for e in cached["plans"].values())
     assert "2 shapes" in messages[0] and "2 measured" in messages[0]
 
 
 def _fastest(seconds: dict, role: str) -> str:
-    """The formulation a shape's measured times choose for `role`: the fastest, unless the
-    whole layer with the chosen ones was not faster than XLA's."""
+    """The formulation a shape's measured times choose for `role`: the fastest direct one,
+    unless the whole layer with the chosen ones was not faster than XLA's; the fastest
+    Winograd formulation if its three products took less time in all."""
     layer = seconds.get("layer")
-    if layer and layer["planned"] >= layer["xla"]:
-        return "xla"
-    return min(seconds[role], key=seconds[role].get)
+    chosen = {}
+    for each in conv_planning.ROLES:
+        direct = {n: t for n, t in seconds[each].items() if n not in fast_conv.WINOGRAD}
+        rejected = layer and layer["planned"] >= layer["xla"]
+        chosen[each] = "xla" if rejected else min(direct, key=direct.get)
+    totals = {
+        name: sum(seconds[each][name] for each in conv_planning.ROLES)
+        for name in fast_conv.WINOGRAD
+        if all(name in seconds[each] for each in conv_planning.ROLES)
+    }
+    direct_total = sum(seconds[each][chosen[each]] for each in conv_planning.ROLES)
+    if totals and min(totals.values()) < direct_total:
+        return min(totals, key=totals.get)
+    return chosen[role]
 
 
 def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
@@ -190,16 +207,19 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
 def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_planned, expected):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     # Products alone: 'taps' wins the forward pass; the layer as a whole decides.
-    alone = {
-        "xla": 1.0,
-        "im2col": 3.0,
-        "taps": 0.5,
-        "col2im": 3.0,
-        "swapped": 3.0,
-        "winograd": 3.0,
-        "onednn": 3.0,
-    }
-    monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *rest: alone[f])
+    every = {name for names in fast_conv.FORMULATIONS.values() for name in names}
+    alone = dict.fromkeys(every, 3.0) | {"xla": 1.0, "taps": 0.5}
+    plan, timings = _measure_with_times(
+        monkeypatch, geometry, dict.fromkeys(conv_planning.ROLES, alone), layer_planned
+    )
+    assert plan.forward == expected
+    assert timings["layer"] == {"xla": 1.0, "planned": layer_planned}
+
+
+def _measure_with_times(monkeypatch, geometry, alone: dict, layer_planned: float):
+    """`measure` where each product takes `alone[role][formulation]` seconds, the whole layer
+    1.0 with XLA's convolution and `layer_planned` with the plan."""
+    monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *r: alone[role][f])
     whole = {fast_conv.XLA_PLAN: 1.0}
     monkeypatch.setattr(
         conv_planning,
@@ -207,14 +227,48 @@ def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_pla
         lambda fn, shapes, dtype, beaten: whole.get(fn.plan, layer_planned),
     )
     monkeypatch.setattr(conv_planning, "_layer_function", lambda plan, g: (_Tagged(plan), None))
-    plan, timings = conv_planning.measure(geometry, "float32")
-    assert plan.forward == expected
-    assert timings["layer"] == {"xla": 1.0, "planned": layer_planned}
+    return conv_planning.measure(geometry, "float32")
 
 
 class _Tagged:
     def __init__(self, plan):
         self.plan = plan
+
+
+@pytest.mark.parametrize(
+    "winograd4,layer_planned,expected",
+    [
+        # Three products: forward, input and kernel gradients; XLA's take 1.0 each, 'taps'
+        # 0.5 (forward and kernel gradient only), F(2x2, 3x3) 0.9.
+        ((0.8, 0.8, 0.8), 2.0, "winograd4"),  # 2.4 against XLA's 3.0 (the layer check's)
+        ((0.8, 0.8, 0.8), 0.5, "taps"),  # 2.4 against 0.5 + 1.0 + 0.5
+        ((0.3, 0.9, 0.9), 0.5, "taps"),  # one fast product is not enough: 2.1 against 2.0
+        ((0.3, 0.8, 0.3), 0.5, "winograd4"),  # 1.4 against 2.0
+        ((0.95, 0.95, 0.95), 2.0, "winograd"),  # the faster of the two in all: 2.7 against 2.85
+        ((1.2, 0.2, 1.2), 2.0, "winograd4"),  # slower for two products, faster in all: 2.6
+    ],
+)
+def test_winograd_is_planned_for_a_layer_whose_products_take_less_time_in_all(
+    monkeypatch, winograd4, layer_planned, expected
+):
+    geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    alone = {
+        role: {
+            **dict.fromkeys(fast_conv.FORMULATIONS[role], 3.0),
+            "xla": 1.0,
+            "taps": 0.5,
+            "winograd": 0.9,
+            "winograd4": seconds,
+        }
+        for role, seconds in zip(conv_planning.ROLES, winograd4)
+    }
+    plan, timings = _measure_with_times(monkeypatch, geometry, alone, layer_planned)
+    assert plan.forward == expected
+    if expected in fast_conv.WINOGRAD:  # all three products or none
+        assert plan == fast_conv.Plan(expected, expected, expected)
+    else:
+        assert fast_conv.WINOGRAD.keys().isdisjoint(vars(plan).values())
+    assert _fastest(timings, "forward") == expected
 
 
 def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
@@ -228,8 +282,22 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     routes = {"forward": "jaxlib", "input_grad": None, "kernel_grad": "library"}
     monkeypatch.setattr(fast_conv, "onednn_routes", lambda g, dtype: routes)
     assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
+    assert conv_planning.restrict(plans, "onednn_direct") == conv_planning.restrict(plans, "onednn")
     in_program = conv_planning.restrict(plans, "onednn_in_program")[key]
     assert in_program == fast_conv.Plan("onednn", "xla", "xla")
+    # Products planned as Winograd's stay so in 'onednn' and 'onednn_in_program' (fewer
+    # multiplications, not a slower kernel for the same ones); 'onednn_direct' drops them.
+    winograd = {key: fast_conv.Plan("winograd4", "col2im", "winograd")}
+    assert conv_planning.restrict(winograd, "onednn")[key] == fast_conv.Plan(
+        "winograd4", "xla", "winograd"
+    )
+    assert conv_planning.restrict(winograd, "onednn_in_program")[key] == fast_conv.Plan(
+        "winograd4", "xla", "winograd"
+    )
+    assert conv_planning.restrict(winograd, "onednn_direct")[key] == fast_conv.Plan(
+        "onednn", "xla", "onednn"
+    )
+    assert conv_planning.restrict(winograd, "xla")[key] == fast_conv.XLA_PLAN
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         conv_planning.restrict(plans, "fastest")
 
@@ -254,6 +322,24 @@ def test_the_network_level_check_times_each_distinct_variant():
         patch.setattr(fast_conv, "candidates", lambda g, dtype: no_onednn)
         outcome = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned)
     assert outcome == ("xla", {})
+
+
+def test_the_network_level_check_times_oneDNN_with_and_without_winograd():
+    def one_convolution(x):
+        return layers.Conv(4, (3, 3)).init_with_output(jax.random.PRNGKey(0), x)[0]
+
+    (key,) = conv_planning.find_convolutions(one_convolution, IMAGES)
+    forced = {key: fast_conv.Plan("winograd4", "col2im", "winograd4")}
+    _, seconds = conv_planning.measure_network(one_convolution, (IMAGES,), {}, forced)
+    routes = fast_conv.onednn_routes(*key)
+    # 'onednn' keeps Winograd's products and computes col2im's input gradient by oneDNN's or
+    # XLA's: unlike 'planned' and 'xla' everywhere.
+    expected = {"planned", "xla", "onednn"}
+    if set(routes.values()) & {"jaxlib", "library"}:
+        expected.add("onednn_direct")  # oneDNN's alone: unlike 'xla' wherever it computes
+    if routes["input_grad"] == "library":
+        expected.add("onednn_in_program")  # XLA's input gradient, not the library's
+    assert set(seconds) == expected
 
 
 def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(

@@ -152,6 +152,17 @@ def test_unplanned_and_unplanable_convolutions_are_xla():
     assert not found
 
 
+def test_winograd_4x4_is_offered_in_float32_only():
+    geometry = Geometry(*GEOMETRIES["resnet_3x3"])
+    for role, names in fast_conv.candidates(geometry, "float32").items():
+        assert {"winograd", "winograd4"} <= set(names), role
+    for role, names in fast_conv.candidates(geometry, "bfloat16").items():
+        assert "winograd" in names and "winograd4" not in names, role
+    strided = Geometry(*GEOMETRIES["stride2_3x3_odd"])
+    for names in fast_conv.candidates(strided, "float32").values():
+        assert not {"winograd", "winograd4"} & set(names)
+
+
 def test_unknown_formulation_is_named():
     with pytest.raises(ValueError, match="unknown kernel_grad formulation 'fft'"):
         Plan(kernel_grad="fft")
