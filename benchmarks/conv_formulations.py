@@ -29,6 +29,9 @@ LAYERS = {
         SAME_3X3,
     ),
     "ResNet-18 CIFAR stem 3 -> 64, 3x3, 64x32x32": ((64, 32, 32, 3), (3, 3, 3, 64), ONE, SAME_3X3),
+    # Many channels, small images: where Winograd's fewer multiplications pay for its transforms.
+    "ResNet-18 256 -> 256, 3x3, 64x8x8": ((64, 8, 8, 256), (3, 3, 256, 256), ONE, SAME_3X3),
+    "ResNet-18 512 -> 512, 3x3, 64x4x4": ((64, 4, 4, 512), (3, 3, 512, 512), ONE, SAME_3X3),
     "LeNet-5 1 -> 6, 5x5, 128x28x28": ((128, 28, 28, 1), (5, 5, 1, 6), ONE, ((2, 2), (2, 2))),
     "LeNet-5 6 -> 16, 5x5, 128x14x14": ((128, 14, 14, 6), (5, 5, 6, 16), ONE, ((0, 0), (0, 0))),
     "U-Net 64 -> 64, 3x3, 16x64x64": ((16, 64, 64, 64), (3, 3, 64, 64), ONE, SAME_3X3),

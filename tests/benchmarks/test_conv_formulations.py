@@ -29,6 +29,7 @@ def test_each_product_is_timed_in_the_formulations_that_can_compute_it(monkeypat
     assert set(rows) == {"forward", "input_grad", "kernel_grad"}
     assert all(float(row["xla"]) > 0 for row in rows.values())
     assert {row["winograd"] for row in rows.values()} == {"–"}
+    assert {row["winograd4"] for row in rows.values()} == {"–"}
     library = dnnl.available()
     assert (rows["input_grad"]["onednn"] != "–") == library
     assert (rows["kernel_grad"]["onednn"] != "–") == library
