@@ -164,9 +164,10 @@ def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[st
     if not winograd_applies(geometry):
         for role in excluded:
             excluded[role].update(WINOGRAD)
-    if dtype not in ("float32", "float64"):
+    if dtype != "float32":
         # F(4x4, 3x3)'s transforms scale by up to 8 and 1/24: in bfloat16's 8 bits of
-        # mantissa its error would reach the percents.
+        # mantissa its error would reach the percents (and its products, like every
+        # formulation's, accumulate in float32, which float64 would lose).
         for role in excluded:
             excluded[role].add("winograd4")
     if geometry.strides != (1, 1):  # im2col of the transposed convolution needs stride 1
