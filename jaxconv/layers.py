@@ -29,9 +29,15 @@ class Conv(nn.Conv):
 
 class ConvTranspose(nn.ConvTranspose):
     """Flax's transposed convolution, same parameters and outputs; the 2x2 stride-2 'VALID'
-    case (U-Net's up-convolution) is computed as what it is, one matrix product per pixel and
-    a depth-to-space reshape, where XLA:CPU would run a transposed convolution (the slow spot
-    of U-Net's step in the measured leads)."""
+    case (U-Net's up-convolution) is computed as what it is, one matrix product per kernel tap
+    and the four results interleaved (depth to space), where XLA:CPU would run a transposed
+    convolution (the slow spot of U-Net's step in the measured leads).
+
+    One product per tap reads each (C, O) slab of the HWIO kernel where it lies, and its
+    gradient is written there: a single product over all four taps needs the kernel as
+    (C, 2 * 2 * O), a transposed copy in the forward pass and another in every pass of the
+    update over the gradient (U-Net's training step took 0.95 of the time per tap, 2-core
+    AVX-512 machine)."""
 
     @nn.compact
     def __call__(self, inputs: Array) -> Array:
@@ -47,11 +53,17 @@ class ConvTranspose(nn.ConvTranspose):
             else None
         )
         inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+        batch, height, width = inputs.shape[:3]
+        pixels = inputs.reshape(-1, channels)
         # Output pixel (2i + a, 2j + b) is input pixel (i, j) times kernel tap (1 - a, 1 - b):
         # without transpose_kernel, a transposed convolution correlates with the flipped kernel.
-        y = jnp.einsum("nijc,abco->niajbo", inputs, kernel[::-1, ::-1], precision=self.precision)
-        batch, height, width = inputs.shape[:3]
-        y = y.reshape(batch, 2 * height, 2 * width, self.features)
+        rows = []
+        for a in range(2):
+            taps = [
+                jnp.dot(pixels, kernel[1 - a, 1 - b], precision=self.precision) for b in range(2)
+            ]
+            rows.append(jnp.stack(taps, axis=1).reshape(batch, height, 2 * width, -1))
+        y = jnp.stack(rows, axis=2).reshape(batch, 2 * height, 2 * width, self.features)
         return y if bias is None else y + bias
 
     def _is_depth_to_space(self, inputs: Array) -> bool:

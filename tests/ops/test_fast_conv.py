@@ -163,6 +163,20 @@ def test_winograd_4x4_is_offered_in_float32_only():
         assert not {"winograd", "winograd4"} & set(names)
 
 
+@pytest.mark.parametrize("name", ["winograd", "winograd4"])
+def test_winograd_kernel_transform_is_g_w_g_transposed(name):
+    """Against numpy's G g G^T per channel pair; `flipped` is that of the kernel turned by 180
+    degrees (the input gradient's kernel), read from the unturned one."""
+    transform = fast_conv.WINOGRAD[name]
+    w = np.random.default_rng(0).normal(size=(3, 3, 4, 5))
+    g = np.asarray(transform.kernel)
+    tile = transform.tile
+    for flipped, kernel in ((False, w), (True, w[::-1, ::-1])):
+        expected = np.einsum("ai,ijco,bj->abco", g, kernel, g).reshape(tile * tile, 4, 5)
+        got = fast_conv._winograd_kernel(jnp.asarray(w, jnp.float32), transform, flipped)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_unknown_formulation_is_named():
     with pytest.raises(ValueError, match="unknown kernel_grad formulation 'fft'"):
         Plan(kernel_grad="fft")
