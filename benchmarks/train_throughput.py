@@ -45,9 +45,11 @@ MODELS = {
 VARIANTS = ("jaxconv", "jaxconv_xla", "torch_eager", "torch_channels_last")
 
 
-def jax_worker(name: str, planned: bool):
-    """jaxconv's training step on one device, and the figures its process adds at the end
-    (GFLOP per step, the matmul peak, how many convolutions were planned)."""
+def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
+    """`one_step()`, one training step of `model` as a run takes it (jaxconv.train.step under
+    jit on one device, the old state donated; on CPU the convolutions planned by
+    jaxconv.ops.conv_planning where `planned`, and the allocator setting of launch.py) on a
+    synthetic batch of `shape`, SGD with momentum 0.9; and the plans."""
     import functools
 
     import jax
@@ -55,21 +57,13 @@ def jax_worker(name: str, planned: bool):
     import numpy as np
     import optax
 
-    from jaxconv import models, platform, tasks
+    from jaxconv import platform, tasks
     from jaxconv.ops import conv_planning, fast_conv
     from jaxconv.train import parallel, step
     from jaxconv.train import state as state_lib
 
     if jax.default_backend() == "cpu":
         platform.keep_freed_memory()  # as launch.py does
-    size, channels, batch, classes = MODELS[name]
-    task = "segmentation" if name == "unet" else "classification"
-    model = {
-        "lenet5": lambda: models.create("lenet5", num_classes=classes),
-        "resnet18": lambda: models.create("resnet18", num_classes=classes, stem="cifar"),
-        "unet": lambda: models.create("unet_same", num_classes=classes, depth=4, width=64),
-    }[name]()
-    shape = (batch, size, size, channels)
     strategy = parallel.JitStrategy(devices=jax.devices()[:1])
     sgd = optax.sgd(0.01, momentum=0.9)
     create = functools.partial(state_lib.create, model, sgd, (1, *shape[1:]), jax.random.PRNGKey(0))
@@ -87,7 +81,7 @@ def jax_worker(name: str, planned: bool):
         loss_and_metrics=tasks.get(task).loss_and_metrics,
     )
     rng = np.random.default_rng(0)
-    label_shape = (batch,) if task == "classification" else (batch, size, size)
+    label_shape = shape[:1] if task == "classification" else shape[:3]
     arrays = {
         "image": rng.normal(size=shape).astype(np.float32),
         "label": rng.integers(0, classes, label_shape).astype(np.int32),
@@ -98,6 +92,30 @@ def jax_worker(name: str, planned: bool):
         nonlocal state
         state, metrics = train_step(state, arrays)
         jax.block_until_ready(metrics)
+
+    return one_step, plans
+
+
+def jax_worker(name: str, planned: bool):
+    """jaxconv's training step on one device, and the figures its process adds at the end
+    (GFLOP per step, the matmul peak, how many convolutions were planned)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxconv import models
+    from jaxconv.ops import fast_conv
+
+    size, channels, batch, classes = MODELS[name]
+    task = "segmentation" if name == "unet" else "classification"
+    model = {
+        "lenet5": lambda: models.create("lenet5", num_classes=classes),
+        "resnet18": lambda: models.create("resnet18", num_classes=classes, stem="cifar"),
+        "unet": lambda: models.create("unet_same", num_classes=classes, depth=4, width=64),
+    }[name]()
+    shape = (batch, size, size, channels)
+    one_step, plans = jaxconv_step(model, shape, classes, task, planned)
+    rng = np.random.default_rng(1)
 
     def figures() -> dict:
         square = jnp.asarray(rng.normal(size=(2048, 2048)), jnp.float32)
