@@ -45,6 +45,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -67,8 +68,9 @@ FORMULATIONS = {
 # oneDNN's kernel gradient. 3: oneDNN's library reads and writes the program's buffers in place
 # (jaxconv.ops.dnnl), no longer copying its operands. 4: Winograd's kernel transform as one
 # matrix product; Winograd F(4x4, 3x3). 5: Winograd's input gradient and col2im's product read
-# the kernel in place, no longer copying it transposed.
-REVISION = 5
+# the kernel in place, no longer copying it transposed. 6: oneDNN's input gradient turns the
+# images rather than a kernel that outweighs them.
+REVISION = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -426,6 +428,15 @@ def input_grad_onednn(dy, w, geometry: Geometry) -> jax.Array:
             w, dy, geometry.input_shape, geometry.strides, geometry.padding, geometry.dilation
         )
     transposed = _transposed_geometry(geometry)
+    if w.size > dy.size + math.prod(geometry.input_shape):
+        # Where the kernel outweighs the images, the images are turned instead: the correlation
+        # with the turned kernel is the turned correlation of the turned output gradient, with
+        # the padding mirrored (U-Net's 1024-channel layers: a 37 MB kernel against 1 MB images).
+        mirrored = [(high, low) for low, high in transposed.padding]
+        turned = onednn.convolution(
+            dy[:, ::-1, ::-1], w, _HWOI_SPEC, (1, 1), mirrored, transposed.dilation
+        )
+        return turned[:, ::-1, ::-1]
     return onednn.convolution(
         dy, w[::-1, ::-1], _HWOI_SPEC, (1, 1), transposed.padding, transposed.dilation
     )

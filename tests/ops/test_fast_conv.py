@@ -26,6 +26,10 @@ GEOMETRIES = {
     "dilated": ((2, 12, 12, 4), (3, 3, 4, 5), (1, 1), ((2, 2), (2, 2)), (2, 2)),
     "wide_padding_1x1": ((2, 5, 5, 3), (1, 1, 3, 4), (1, 1), ((1, 2), (2, 1)), (1, 1)),
     "rectangular_strides": ((2, 10, 9, 3), (3, 2, 3, 4), (2, 1), ((1, 0), (0, 1)), (1, 1)),
+    # More kernel than images (oneDNN's input gradient turns the images, not the kernel), with
+    # padding that differs on every side.
+    "weight_heavy": ((1, 3, 2, 8), (3, 3, 8, 12), (1, 1), ((1, 0), (2, 1)), (1, 1)),
+    "weight_heavy_dilated": ((1, 5, 4, 8), (3, 3, 8, 12), (1, 1), ((2, 1), (1, 3)), (2, 2)),
     # Winograd's 2x2 output tiles on odd output sizes, and on padding wider than the kernel's
     # reach on one side and none on the other.
     "winograd_odd_valid": ((2, 9, 8, 5), (3, 3, 5, 6), (1, 1), ((0, 0), (0, 0)), (1, 1)),
