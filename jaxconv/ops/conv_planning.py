@@ -178,13 +178,17 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
         "onednn_in_program": ("jaxlib",),
         "xla": (),
     }
-    winograd = variant in ("onednn", "onednn_in_program")
+    # Winograd's formulations left as planned: jaxconv's own inside the program, oneDNN's (a
+    # host call) where every library call is allowed.
+    winograd = set(fast_conv.WINOGRAD) if variant in ("onednn", "onednn_in_program") else set()
+    if variant == "onednn":
+        winograd.add("onednn_winograd")
     restricted = {}
     for key, plan in plans.items():
         routes = fast_conv.onednn_routes(*key) if kept[variant] else {}
         choice = {}
         for role in ROLES:
-            if winograd and getattr(plan, role) in fast_conv.WINOGRAD:
+            if getattr(plan, role) in winograd:
                 choice[role] = getattr(plan, role)
             else:
                 choice[role] = "onednn" if routes.get(role) in kept[variant] else "xla"

@@ -1,23 +1,32 @@
-"""oneDNN's backward-weights convolution, from oneDNN's own library, inside XLA programs.
+"""oneDNN's convolution primitives, from oneDNN's own library, inside XLA programs.
 
-jaxlib's oneDNN custom call (jaxconv.ops.onednn) runs oneDNN's forward primitive only, so
-without this module the kernel gradient is XLA's: on a 2-core AVX-512 machine its 64-channel
+jaxlib's oneDNN custom call (jaxconv.ops.onednn) runs oneDNN's direct forward primitive only,
+so without this module the kernel gradient is XLA's: on a 2-core AVX-512 machine its 64-channel
 3x3 layers ran at about 40% of the matmul peak, and XLA copies each layer's activations into a
 channels-first layout for it first. oneDNN's backward-weights primitive, the one PyTorch's CPU
 training uses, computed those kernel gradients 2.3x faster, reading the NHWC arrays as they are.
 
-The primitive comes from oneDNN's library itself, libdnnl (the `onednn-cpu-gomp` wheel,
-oneDNN 3.2 with GNU OpenMP threads, a dependency on x86-64 Linux), through its C API with
-ctypes, and runs inside a compiled program as a host callback
-(`jax.experimental.buffer_callback`): oneDNN reads the program's operand buffers and writes
-its result buffer in place, and ctypes releases the GIL while it computes. Each shape's
+oneDNN also computes 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) (`WINOGRAD`), all
+three products, with the tiles transformed, multiplied and transformed back block by block in
+the cache, where jaxconv's own Winograd (jaxconv.ops.fast_conv) makes a pass over memory for
+each step: on the same machine, 2x faster than oneDNN's direct kernels from 64 channels at
+64x64 to 512 at 8x8. It reads and writes its images in a blocked layout of its own, into which
+the NHWC arrays are reordered (about 1 ms for a 16 MB activation).
+
+The primitives come from oneDNN's library itself, libdnnl (the `onednn-cpu-gomp` wheel 2022.2.1,
+oneDNN 2.6 with GNU OpenMP threads, a dependency on x86-64 Linux; oneDNN 3 no longer has the f32
+Winograd kernels), through its C API with ctypes, and run inside a compiled program as host
+callbacks (`jax.experimental.buffer_callback`): oneDNN reads the program's operand buffers and
+writes its result buffer in place, and ctypes releases the GIL while it computes. Each shape's
 primitive is created once per process; calls are serialised (the library's scratchpad is
-shared, and oneDNN already uses every core). oneDNN picks the kernel gradient's memory layout
-itself (blocked for its vector width) and reorders it into HWIO.
+shared, and oneDNN already uses every core). Where a primitive wants another memory layout than
+NHWC images and HWIO kernels (blocked for its vector width), its operands are reordered by
+oneDNN's reorder primitive on the way in and its result on the way out.
 
 `available()` says whether the library loads and computes a small awkward case (strides,
 asymmetric padding, dilation) as a direct numpy sum does; where it does not, jaxconv never uses
-it and the kernel gradient stays with the other formulations.
+it and those products stay with the other formulations. `winograd_applies` says whether oneDNN
+has a Winograd kernel for a shape.
 """
 
 import ctypes
@@ -34,19 +43,26 @@ import numpy as np
 from jax.experimental import buffer_callback
 
 DTYPES = ("float32",)
-LIBRARY = "libdnnl.so.3"
+LIBRARY = "libdnnl.so.2"
+MAJOR_VERSION = 2
+DIRECT, WINOGRAD = "direct", "winograd"
+ROLES = ("forward", "input_gradient", "kernel_gradient")
 
-# oneDNN 3.x C API constants (include/oneapi/dnnl/dnnl_types.h and dnnl_common_types.h).
+# oneDNN 2.x C API constants (include/oneapi/dnnl/dnnl_types.h).
 _CPU_ENGINE = 1
 _IN_ORDER_STREAM = 1
 _F32 = 3
 _FORMAT_ANY = 1
 _FORWARD_TRAINING = 0x40
-_CONVOLUTION_DIRECT = 0x1
+_ALGORITHMS = {DIRECT: 0x1, WINOGRAD: 0x2}
 _QUERY_IMPL_INFO = 8
-_QUERY_WEIGHTS_MD, _QUERY_DIFF_WEIGHTS_MD = 131, 132
+_QUERY_SRC_MD, _QUERY_DIFF_SRC_MD, _QUERY_WEIGHTS_MD = 129, 130, 131
+_QUERY_DIFF_WEIGHTS_MD, _QUERY_DST_MD, _QUERY_DIFF_DST_MD = 132, 133, 134
+_QUERY_SCRATCHPAD_MD = 136
+_USER_SCRATCHPAD = 1  # dnnl_scratchpad_mode_user
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS = 1, 17, 33
 _ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS = 129, 145, 161
+_ARG_SCRATCHPAD = 80
 _ALLOCATE = ctypes.c_void_p(-1)  # DNNL_MEMORY_ALLOCATE: the library allocates the buffer
 _STATUS = {
     1: "out of memory",
@@ -54,6 +70,11 @@ _STATUS = {
     3: "unimplemented",
     5: "runtime error",
 }
+# oneDNN 2's descriptors are C structs the caller allocates and the library fills in; these
+# sizes exceed sizeof(dnnl_memory_desc_t) (about 1 KB) and sizeof(dnnl_convolution_desc_t)
+# (about 5 KB) several times over, and only pointers to them cross the API.
+_MEMORY_DESC_BYTES = 4096
+_OPERATION_DESC_BYTES = 32768
 
 _Dims = ctypes.c_int64 * 12  # dnnl_dims_t
 _Handle = ctypes.c_void_p
@@ -74,44 +95,49 @@ class _Version(ctypes.Structure):  # dnnl_version_t
     ]
 
 
+_Pointer = ctypes.c_void_p  # to a descriptor struct
 _SIGNATURES = {
-    "dnnl_version": ([], ctypes.POINTER(_Version)),
     "dnnl_engine_create": ([ctypes.POINTER(_Handle), ctypes.c_int, ctypes.c_size_t], None),
     "dnnl_stream_create": ([ctypes.POINTER(_Handle), _Handle, ctypes.c_uint], None),
-    "dnnl_memory_desc_create_with_strides": (
-        [ctypes.POINTER(_Handle), ctypes.c_int, _Dims, ctypes.c_int, _Dims],
+    "dnnl_memory_desc_init_by_strides": (
+        [_Pointer, ctypes.c_int, _Dims, ctypes.c_int, _Dims],
         None,
     ),
-    "dnnl_memory_desc_create_with_tag": (
-        [ctypes.POINTER(_Handle), ctypes.c_int, _Dims, ctypes.c_int, ctypes.c_int],
+    "dnnl_memory_desc_init_by_tag": (
+        [_Pointer, ctypes.c_int, _Dims, ctypes.c_int, ctypes.c_int],
         None,
     ),
-    "dnnl_convolution_forward_primitive_desc_create": (
-        [ctypes.POINTER(_Handle), _Handle, ctypes.c_int, ctypes.c_int]
-        + [_Handle] * 4
-        + [_Dims] * 4
-        + [_Handle],
+    "dnnl_memory_desc_equal": ([_Pointer, _Pointer], ctypes.c_int),
+    "dnnl_memory_desc_get_size": ([_Pointer], ctypes.c_size_t),
+    "dnnl_primitive_attr_create": ([ctypes.POINTER(_Handle)], None),
+    "dnnl_primitive_attr_set_scratchpad_mode": ([_Handle, ctypes.c_int], None),
+    # (desc, prop_kind, alg, src, weights, bias, dst, strides, dilates, padding_l, padding_r)
+    "dnnl_dilated_convolution_forward_desc_init": (
+        [_Pointer, ctypes.c_int, ctypes.c_int] + [_Pointer] * 4 + [_Dims] * 4,
         None,
     ),
-    "dnnl_convolution_backward_weights_primitive_desc_create": (
-        [ctypes.POINTER(_Handle), _Handle, ctypes.c_int]
-        + [_Handle] * 4
-        + [_Dims] * 4
-        + [_Handle] * 2,
+    # (desc, alg, diff_src, weights, diff_dst, strides, dilates, padding_l, padding_r)
+    "dnnl_dilated_convolution_backward_data_desc_init": (
+        [_Pointer, ctypes.c_int] + [_Pointer] * 3 + [_Dims] * 4,
         None,
     ),
-    "dnnl_convolution_backward_data_primitive_desc_create": (
-        [ctypes.POINTER(_Handle), _Handle, ctypes.c_int]
-        + [_Handle] * 3
-        + [_Dims] * 4
-        + [_Handle] * 2,
+    # (desc, alg, src, diff_weights, diff_bias, diff_dst, strides, dilates, padding_l, padding_r)
+    "dnnl_dilated_convolution_backward_weights_desc_init": (
+        [_Pointer, ctypes.c_int] + [_Pointer] * 4 + [_Dims] * 4,
         None,
     ),
-    "dnnl_reorder_primitive_desc_create": ([ctypes.POINTER(_Handle)] + [_Handle] * 5, None),
+    "dnnl_primitive_desc_create": (
+        [ctypes.POINTER(_Handle), _Pointer, _Handle, _Handle, _Handle],
+        None,
+    ),
+    "dnnl_reorder_primitive_desc_create": (
+        [ctypes.POINTER(_Handle), _Pointer, _Handle, _Pointer, _Handle, _Handle],
+        None,
+    ),
     "dnnl_primitive_desc_query": ([_Handle, ctypes.c_int, ctypes.c_int, ctypes.c_void_p], None),
-    "dnnl_primitive_desc_query_md": ([_Handle, ctypes.c_int, ctypes.c_int], _Handle),
+    "dnnl_primitive_desc_query_md": ([_Handle, ctypes.c_int, ctypes.c_int], _Pointer),
     "dnnl_primitive_create": ([ctypes.POINTER(_Handle), _Handle], None),
-    "dnnl_memory_create": ([ctypes.POINTER(_Handle), _Handle, _Handle, ctypes.c_void_p], None),
+    "dnnl_memory_create": ([ctypes.POINTER(_Handle), _Pointer, _Handle, ctypes.c_void_p], None),
     "dnnl_memory_destroy": ([_Handle], None),
     "dnnl_primitive_execute": ([_Handle, _Handle, ctypes.c_int, ctypes.POINTER(_Arg)], None),
     "dnnl_stream_wait": ([_Handle], None),
@@ -127,7 +153,7 @@ def _library_paths() -> list[str]:
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    """libdnnl with its C API typed, or None where it is missing or not oneDNN 3."""
+    """libdnnl with its C API typed, or None where it is missing or not oneDNN 2."""
     # GNU OpenMP's threads otherwise spin for a while after each call, on the cores XLA's
     # threads need next. A value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -136,14 +162,16 @@ def _library() -> ctypes.CDLL | None:
             continue
         try:
             library = ctypes.CDLL(path)
-        except OSError:
+            library.dnnl_version.restype = ctypes.POINTER(_Version)
+            if library.dnnl_version().contents.major != MAJOR_VERSION:
+                continue
+            for name, (arguments, result) in _SIGNATURES.items():
+                function = getattr(library, name)
+                function.argtypes = arguments
+                function.restype = ctypes.c_int if result is None else result
+        except (OSError, AttributeError):
             continue
-        for name, (arguments, result) in _SIGNATURES.items():
-            function = getattr(library, name)
-            function.argtypes = arguments
-            function.restype = ctypes.c_int if result is None else result
-        if library.dnnl_version().contents.major == 3:
-            return library
+        return library
     return None
 
 
@@ -166,26 +194,41 @@ def _new(name: str, *arguments) -> _Handle:
     return handle
 
 
+class _Struct:
+    """A descriptor struct the library fills in: its buffer, and the address the API takes."""
+
+    def __init__(self, size: int):
+        self.buffer = ctypes.create_string_buffer(size)
+        self.address = ctypes.addressof(self.buffer)
+
+
 @functools.cache
 def _engine_and_stream() -> tuple[_Handle, _Handle]:
     engine = _new("dnnl_engine_create", _CPU_ENGINE, 0)
     return engine, _new("dnnl_stream_create", engine, _IN_ORDER_STREAM)
 
 
-def _plain(logical: Sequence[int], strides: Sequence[int]) -> _Handle:
-    return _new(
-        "dnnl_memory_desc_create_with_strides", len(logical), _dims(logical), _F32, _dims(strides)
+def _plain(logical: Sequence[int], strides: Sequence[int]) -> _Struct:
+    descriptor = _Struct(_MEMORY_DESC_BYTES)
+    _call(
+        "dnnl_memory_desc_init_by_strides",
+        descriptor.address,
+        len(logical),
+        _dims(logical),
+        _F32,
+        _dims(strides),
     )
+    return descriptor
 
 
-def _nhwc(batch: int, height: int, width: int, channels: int) -> _Handle:
+def _nhwc(batch: int, height: int, width: int, channels: int) -> _Struct:
     # oneDNN's logical order is (N, C, H, W) whatever the memory's.
     return _plain(
         (batch, channels, height, width), (height * width * channels, 1, width * channels, channels)
     )
 
 
-def _hwio(kernel_shape: Sequence[int]) -> _Handle:
+def _hwio(kernel_shape: Sequence[int]) -> _Struct:
     kernel_height, kernel_width, channels, features = kernel_shape
     return _plain(
         (features, channels, kernel_height, kernel_width),
@@ -193,11 +236,19 @@ def _hwio(kernel_shape: Sequence[int]) -> _Handle:
     )
 
 
-def _any_layout(kernel_shape: Sequence[int]) -> _Handle:
-    """A kernel descriptor leaving its memory layout to the primitive."""
-    kernel_height, kernel_width, channels, features = kernel_shape
-    logical = _dims((features, channels, kernel_height, kernel_width))
-    return _new("dnnl_memory_desc_create_with_tag", 4, logical, _F32, _FORMAT_ANY)
+def _any_layout(logical: Sequence[int]) -> _Struct:
+    """A descriptor of (N, C, H, W) images or an (O, I, H, W) kernel leaving its memory layout
+    to the primitive."""
+    descriptor = _Struct(_MEMORY_DESC_BYTES)
+    _call(
+        "dnnl_memory_desc_init_by_tag",
+        descriptor.address,
+        len(logical),
+        _dims(logical),
+        _F32,
+        _FORMAT_ANY,
+    )
+    return descriptor
 
 
 def _window(strides, padding, dilation) -> tuple[_Dims, ...]:
@@ -215,101 +266,185 @@ def _implementation(descriptor: _Handle) -> str:
     return (name.value or b"").decode()
 
 
-# One call at a time: the library's scratchpad is shared, and one call uses every core.
+# One call at a time: each primitive has one scratchpad, and one call uses every core.
 _EXECUTION = threading.Lock()
 
 
-class _Backward:
-    """oneDNN's backward primitive of one convolution shape (NHWC x HWIO), with the kernel in
-    the layout the primitive chose and a reorder between that and HWIO."""
+@functools.cache
+def _attributes() -> _Handle:
+    """Primitive attributes asking for a scratchpad of the caller's: oneDNN's own is a
+    thread-local buffer sized when a primitive is created, and XLA runs host calls on whichever
+    of its threads is free, where a primitive created on another thread overran it."""
+    attributes = _new("dnnl_primitive_attr_create")
+    _call("dnnl_primitive_attr_set_scratchpad_mode", attributes, _USER_SCRATCHPAD)
+    return attributes
 
-    def __init__(self, role: str, input_shape, kernel_shape, output_shape, window):
+
+class _Executable:
+    """A primitive made from its descriptor, with a scratchpad of its own."""
+
+    def __init__(self, descriptor: _Handle):
         engine, _ = _engine_and_stream()
-        self.input_shape, self.kernel_shape = tuple(input_shape), tuple(kernel_shape)
-        self._role = role
-        image = _nhwc(*input_shape)
-        output_gradient = _nhwc(*output_shape)
-        hwio, chosen_layout = _hwio(kernel_shape), _any_layout(kernel_shape)
-        forward = _new(  # the hint a backward primitive is created from
-            "dnnl_convolution_forward_primitive_desc_create",
-            engine,
+        self._descriptor = descriptor  # alive with the primitive made from it
+        self._primitive = _new("dnnl_primitive_create", descriptor)
+        scratchpad = _library().dnnl_primitive_desc_query_md(descriptor, _QUERY_SCRATCHPAD_MD, 0)
+        self._scratchpad = None
+        if scratchpad and _library().dnnl_memory_desc_get_size(scratchpad):
+            self._scratchpad = _new("dnnl_memory_create", scratchpad, engine, _ALLOCATE)
+
+    def __call__(self, stream: _Handle, arguments: dict[int, _Handle]) -> None:
+        if self._scratchpad is not None:
+            arguments = {**arguments, _ARG_SCRATCHPAD: self._scratchpad}
+        array = (_Arg * len(arguments))(*(_Arg(kind, memory) for kind, memory in arguments.items()))
+        _call("dnnl_primitive_execute", self._primitive, stream, len(arguments), array)
+
+
+# Each role's operands (two in, one out), as (execution argument, what the primitive's
+# descriptor calls that memory, which array it is: 'image', 'kernel' or 'output').
+_OPERANDS = {
+    "forward": (
+        (_ARG_SRC, _QUERY_SRC_MD, "image"),
+        (_ARG_WEIGHTS, _QUERY_WEIGHTS_MD, "kernel"),
+        (_ARG_DST, _QUERY_DST_MD, "output"),
+    ),
+    "input_gradient": (
+        (_ARG_WEIGHTS, _QUERY_WEIGHTS_MD, "kernel"),
+        (_ARG_DIFF_DST, _QUERY_DIFF_DST_MD, "output"),
+        (_ARG_DIFF_SRC, _QUERY_DIFF_SRC_MD, "image"),
+    ),
+    "kernel_gradient": (
+        (_ARG_SRC, _QUERY_SRC_MD, "image"),
+        (_ARG_DIFF_DST, _QUERY_DIFF_DST_MD, "output"),
+        (_ARG_DIFF_WEIGHTS, _QUERY_DIFF_WEIGHTS_MD, "kernel"),
+    ),
+}
+
+
+class _Primitive:
+    """oneDNN's primitive for one product (`role`, one of ROLES) of one convolution shape
+    (NHWC x HWIO), by `algorithm` (DIRECT or WINOGRAD). Each operand the primitive wants in
+    another layout gets a buffer of that layout and a reorder to it (or, for the result, from
+    it): the direct kernels take NHWC images as they are and choose the kernel's layout; the
+    Winograd kernels choose every layout."""
+
+    def __init__(self, role: str, algorithm: str, input_shape, kernel_shape, output_shape, window):
+        engine, _ = _engine_and_stream()
+        self.role, self.algorithm = role, algorithm
+        self.shapes = {
+            "image": tuple(input_shape),
+            "kernel": tuple(kernel_shape),
+            "output": tuple(output_shape),
+        }
+        batch, height, width, channels = input_shape
+        _, out_height, out_width, features = output_shape
+        given = {  # the arrays' layouts
+            "image": _nhwc(*input_shape),
+            "kernel": _hwio(kernel_shape),
+            "output": _nhwc(*output_shape),
+        }
+        logical = {
+            "image": (batch, channels, height, width),
+            "kernel": (features, channels, *kernel_shape[:2]),
+            "output": (batch, features, out_height, out_width),
+        }
+        if algorithm == WINOGRAD:
+            asked = {name: _any_layout(dims) for name, dims in logical.items()}
+        else:
+            asked = {**given, "kernel": _any_layout(logical["kernel"])}
+        code = _ALGORITHMS[algorithm]
+        image, kernel, output = asked["image"], asked["kernel"], asked["output"]
+        forward_desc = _Struct(_OPERATION_DESC_BYTES)
+        _call(
+            "dnnl_dilated_convolution_forward_desc_init",
+            forward_desc.address,
             _FORWARD_TRAINING,
-            _CONVOLUTION_DIRECT,
-            image,
-            chosen_layout,
+            code,
+            image.address,
+            kernel.address,
             None,
-            output_gradient,
+            output.address,
             *window,
-            None,
         )
-        if role == "kernel_gradient":  # (src, diff_weights, diff_bias, diff_dst)
-            creator = "dnnl_convolution_backward_weights_primitive_desc_create"
-            query = _QUERY_DIFF_WEIGHTS_MD
-            operands = (image, chosen_layout, None, output_gradient)
-        else:  # (diff_src, weights, diff_dst)
-            creator = "dnnl_convolution_backward_data_primitive_desc_create"
-            query = _QUERY_WEIGHTS_MD
-            operands = (image, chosen_layout, output_gradient)
-        backward = _new(creator, engine, _CONVOLUTION_DIRECT, *operands, *window, forward, None)
-        self.implementation = _implementation(backward)
-        blocked = _library().dnnl_primitive_desc_query_md(backward, query, 0)
-        source, target = (blocked, hwio) if role == "kernel_gradient" else (hwio, blocked)
-        reorder = _new("dnnl_reorder_primitive_desc_create", source, engine, target, engine, None)
-        self._primitive = _new("dnnl_primitive_create", backward)
-        self._reorder = _new("dnnl_primitive_create", reorder)
-        self._blocked = _new("dnnl_memory_create", blocked, engine, _ALLOCATE)
-        self._descriptors = (image, hwio, output_gradient)
-        # Primitive descriptors stay alive with the primitives made from them.
-        self._keep = (chosen_layout, forward, backward, reorder)
+        forward = _new(
+            "dnnl_primitive_desc_create", forward_desc.address, _attributes(), engine, None
+        )
+        descriptor, chosen = forward, forward
+        if role != "forward":  # created with the forward one as its hint
+            backward_desc = _Struct(_OPERATION_DESC_BYTES)
+            if role == "kernel_gradient":  # (src, diff_weights, diff_bias, diff_dst)
+                initialiser = "dnnl_dilated_convolution_backward_weights_desc_init"
+                operands = (image.address, kernel.address, None, output.address)
+            else:  # (diff_src, weights, diff_dst)
+                initialiser = "dnnl_dilated_convolution_backward_data_desc_init"
+                operands = (image.address, kernel.address, output.address)
+            _call(initialiser, backward_desc.address, code, *operands, *window)
+            chosen = _new(
+                "dnnl_primitive_desc_create", backward_desc.address, _attributes(), engine, forward
+            )
+            descriptor = chosen
+        self.implementation = _implementation(descriptor)
+        self._primitive = _Executable(descriptor)
+        self._given = given
+        self._operands = []  # (argument, array name, own memory or None, reorder or None)
+        for position, (argument, query, name) in enumerate(_OPERANDS[role]):
+            wanted = _library().dnnl_primitive_desc_query_md(descriptor, query, 0)
+            if _library().dnnl_memory_desc_equal(wanted, given[name].address):
+                self._operands.append((argument, name, None, None))
+                continue
+            result = position == 2
+            source, target = (
+                (wanted, given[name].address) if result else (given[name].address, wanted)
+            )
+            reorder = _new(
+                "dnnl_reorder_primitive_desc_create", source, engine, target, engine, _attributes()
+            )
+            own = _new("dnnl_memory_create", wanted, engine, _ALLOCATE)
+            self._operands.append((argument, name, own, _Executable(reorder)))
+        # Descriptors stay alive with the primitives made from them.
+        self._keep = (asked, forward_desc, forward)
 
     def __call__(
-        self, first: np.ndarray, dy: np.ndarray, result: np.ndarray | None = None
+        self, first: np.ndarray, second: np.ndarray, result: np.ndarray | None = None
     ) -> np.ndarray:
-        """The kernel gradient of (x, dy), or the input gradient of (w, dy), written into
-        `result` when given (a C-contiguous float32 array of the gradient's shape)."""
+        """The role's product of its two operands (forward: x, w; input gradient: w, dy;
+        kernel gradient: x, dy), written into `result` when given (a C-contiguous float32
+        array of the product's shape)."""
         engine, stream = _engine_and_stream()
-        first = np.ascontiguousarray(first, np.float32)
-        dy = np.ascontiguousarray(dy, np.float32)
-        kernel_gradient = self._role == "kernel_gradient"
-        shape = self.kernel_shape if kernel_gradient else self.input_shape
+        result_name = _OPERANDS[self.role][2][2]
+        shape = self.shapes[result_name]
         if result is None:
             result = np.empty(shape, np.float32)
         elif result.shape != shape or result.dtype != np.float32 or not result.flags.c_contiguous:
             raise ValueError(
-                f"oneDNN convolution: the gradient goes into a C-contiguous float32 array of "
+                f"oneDNN convolution: the result goes into a C-contiguous float32 array of "
                 f"shape {shape}, not {result.dtype} {result.shape}"
             )
-        image, hwio, output_gradient = self._descriptors
-        x, w = (first, result) if kernel_gradient else (result, first)
+        arrays = (np.ascontiguousarray(first, np.float32), np.ascontiguousarray(second, np.float32))
+        arrays += (result,)
         memories = []
         try:
-            for descriptor, array in ((image, x), (hwio, w), (output_gradient, dy)):
+            for (_, name, _, _), array in zip(self._operands, arrays):
+                if array.shape != self.shapes[name]:
+                    raise ValueError(
+                        f"oneDNN convolution: the {name} has shape {array.shape}, not "
+                        f"{self.shapes[name]}"
+                    )
                 pointer = array.ctypes.data_as(ctypes.c_void_p)
-                memories.append(_new("dnnl_memory_create", descriptor, engine, pointer))
-            image, kernel, output_gradient = memories
+                memories.append(
+                    _new("dnnl_memory_create", self._given[name].address, engine, pointer)
+                )
+            arguments = {}
             with _EXECUTION:
-                if kernel_gradient:
-                    _execute(
-                        self._primitive,
-                        stream,
-                        {
-                            _ARG_SRC: image,
-                            _ARG_DIFF_DST: output_gradient,
-                            _ARG_DIFF_WEIGHTS: self._blocked,
-                        },
-                    )
-                    _execute(self._reorder, stream, {_ARG_SRC: self._blocked, _ARG_DST: kernel})
-                else:
-                    _execute(self._reorder, stream, {_ARG_SRC: kernel, _ARG_DST: self._blocked})
-                    _execute(
-                        self._primitive,
-                        stream,
-                        {
-                            _ARG_WEIGHTS: self._blocked,
-                            _ARG_DIFF_DST: output_gradient,
-                            _ARG_DIFF_SRC: image,
-                        },
-                    )
+                for position, ((argument, _, own, reorder), memory) in enumerate(
+                    zip(self._operands, memories)
+                ):
+                    arguments[argument] = memory if own is None else own
+                    if reorder is not None and position < 2:
+                        reorder(stream, {_ARG_SRC: memory, _ARG_DST: own})
+                self._primitive(stream, arguments)
+                _, _, own, reorder = self._operands[2]
+                if reorder is not None:
+                    reorder(stream, {_ARG_SRC: own, _ARG_DST: memories[2]})
                 _call("dnnl_stream_wait", stream)
         finally:
             for memory in memories:
@@ -317,15 +452,12 @@ class _Backward:
         return result
 
 
-def _execute(primitive: _Handle, stream: _Handle, arguments: dict[int, _Handle]) -> None:
-    array = (_Arg * len(arguments))(*(_Arg(kind, memory) for kind, memory in arguments.items()))
-    _call("dnnl_primitive_execute", primitive, stream, len(arguments), array)
-
-
 @functools.cache
-def _primitive(role: str, input_shape, kernel_shape, output_shape, strides, padding, dilation):
+def _primitive(
+    role: str, algorithm: str, input_shape, kernel_shape, output_shape, strides, padding, dilation
+):
     window = _window(strides, padding, dilation)
-    return _Backward(role, input_shape, kernel_shape, output_shape, window)
+    return _Primitive(role, algorithm, input_shape, kernel_shape, output_shape, window)
 
 
 def _check(input_shape, kernel_shape, output_shape, strides, padding, dilation) -> None:
@@ -365,42 +497,85 @@ def _shape(input_shape, kernel_shape, output_shape, strides, padding, dilation) 
     return shape
 
 
-def _host_call(role: str, first: jax.Array, dy: jax.Array, shape: tuple, result_shape) -> jax.Array:
-    if first.dtype != np.float32 or dy.dtype != np.float32:
-        raise ValueError(f"oneDNN convolution: dtypes {first.dtype} and {dy.dtype}; takes {DTYPES}")
+def _host_call(
+    role: str, algorithm: str, first: jax.Array, second: jax.Array, shape: tuple, result_shape
+) -> jax.Array:
+    if first.dtype != np.float32 or second.dtype != np.float32:
+        raise ValueError(
+            f"oneDNN convolution: dtypes {first.dtype} and {second.dtype}; takes {DTYPES}"
+        )
 
-    def on_host(context, result, first, dy):
+    def on_host(context, result, first, second):
         del context  # the CPU's: nothing to synchronise with
-        _primitive(role, *shape)(np.asarray(first), np.asarray(dy), np.asarray(result))
+        primitive = _primitive(role, algorithm, *shape)
+        primitive(np.asarray(first), np.asarray(second), np.asarray(result))
 
     result = jax.ShapeDtypeStruct(result_shape, first.dtype)
     # A buffer callback reads the program's buffers and writes its result in place, where
     # `jax.pure_callback` copies every operand into a new array first (3 ms for a 16 MB
     # activation on a 2-core machine, about 20 times a step in ResNet-18).
     call = buffer_callback.buffer_callback(on_host, result, vmap_method="sequential")
-    return call(first, dy)
+    return call(first, second)
 
 
-def kernel_gradient(x, dy, kernel_size, strides, padding, dilation) -> jax.Array:
+def _output_shape(input_shape, kernel_shape, strides, padding, dilation) -> tuple[int, ...]:
+    sizes = [
+        (length + low + high - factor * (kernel - 1) - 1) // stride + 1
+        for length, kernel, stride, (low, high), factor in zip(
+            input_shape[1:3], kernel_shape[:2], strides, padding, dilation
+        )
+    ]
+    return (input_shape[0], *sizes, kernel_shape[3])
+
+
+def forward(x, w, strides, padding, dilation, algorithm: str = DIRECT) -> jax.Array:
+    """A 2-D NHWC x HWIO convolution (a correlation, as `lax.conv_general_dilated`) by oneDNN's
+    forward primitive; `algorithm` WINOGRAD where `winograd_applies`."""
+    output_shape = _output_shape(x.shape, w.shape, strides, padding, dilation)
+    shape = _shape(x.shape, w.shape, output_shape, strides, padding, dilation)
+    return _host_call("forward", algorithm, x, w, shape, output_shape)
+
+
+def kernel_gradient(x, dy, kernel_size, strides, padding, dilation, algorithm: str = DIRECT):
     """The HWIO gradient of a 2-D NHWC x HWIO convolution's kernel (a correlation, as
     `lax.conv_general_dilated`), given its input `x` and output gradient `dy`, by oneDNN.
     float32 only, non-negative padding; check `available()` first."""
     kernel_shape = (*kernel_size, x.shape[3], dy.shape[3])
     shape = _shape(x.shape, kernel_shape, dy.shape, strides, padding, dilation)
-    return _host_call("kernel_gradient", x, dy, shape, kernel_shape)
+    return _host_call("kernel_gradient", algorithm, x, dy, shape, kernel_shape)
 
 
-def input_gradient(w, dy, input_shape, strides, padding, dilation) -> jax.Array:
+def input_gradient(w, dy, input_shape, strides, padding, dilation, algorithm: str = DIRECT):
     """The gradient of the same convolution's input (of `input_shape`), given its HWIO kernel
     `w` and output gradient `dy`, by oneDNN's backward-data primitive; any stride."""
     shape = _shape(input_shape, w.shape, dy.shape, strides, padding, dilation)
-    return _host_call("input_gradient", w, dy, shape, tuple(input_shape))
+    return _host_call("input_gradient", algorithm, w, dy, shape, tuple(input_shape))
 
 
-def _direct_gradients(x, w, dy, strides, padding, dilation) -> tuple[np.ndarray, np.ndarray]:
-    """The input and kernel gradients by numpy: each kernel cell's input pixels (at the
-    stride, dilation and padding) against the output gradient."""
+@functools.cache
+def winograd_applies(input_shape, kernel_shape, strides, padding, dilation) -> bool:
+    """Whether oneDNN computes all three products of this convolution (float32) by Winograd's
+    F(4x4, 3x3) on this machine: 3x3 kernels at stride 1 without dilation, with channel counts
+    and padding its kernels take (it says so by creating the primitives or refusing)."""
+    if not available() or tuple(kernel_shape[:2]) != (3, 3):
+        return False
+    if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    output_shape = _output_shape(input_shape, kernel_shape, strides, padding, dilation)
+    try:
+        shape = _shape(input_shape, kernel_shape, output_shape, strides, padding, dilation)
+        for role in ROLES:
+            _primitive(role, WINOGRAD, *shape)
+    except (ValueError, RuntimeError):
+        return False
+    return True
+
+
+def _direct_products(x, w, dy, strides, padding, dilation) -> tuple[np.ndarray, ...]:
+    """The output, input gradient and kernel gradient by numpy: each kernel cell's input
+    pixels (at the stride, dilation and padding) against the kernel or the output gradient."""
     padded = np.pad(x.astype(np.float64), ((0, 0), *padding, (0, 0)))
+    y = np.zeros(dy.shape, np.float64)
     dx = np.zeros_like(padded)
     dw = np.zeros(w.shape, np.float64)
     _, out_height, out_width, _ = dy.shape
@@ -412,16 +587,17 @@ def _direct_gradients(x, w, dy, strides, padding, dilation) -> tuple[np.ndarray,
                 slice(top, top + (out_height - 1) * strides[0] + 1, strides[0]),
                 slice(left, left + (out_width - 1) * strides[1] + 1, strides[1]),
             )
+            y += np.einsum("nhwc,co->nhwo", padded[cells], w[i, j])
             dw[i, j] = np.einsum("nhwc,nhwo->co", padded[cells], dy)
             dx[cells] += np.einsum("nhwo,co->nhwc", dy, w[i, j])
     (low_h, _), (low_w, _) = padding
-    return dx[:, low_h : low_h + x.shape[1], low_w : low_w + x.shape[2]], dw
+    return y, dx[:, low_h : low_h + x.shape[1], low_w : low_w + x.shape[2]], dw
 
 
 @functools.cache
 def available() -> bool:
     """Whether libdnnl loads here and computes an awkward case (stride (2, 1), padding
-    ((1, 0), (2, 1)), dilation (1, 2)) as `_direct_gradients` does; once per process."""
+    ((1, 0), (2, 1)), dilation (1, 2)) as `_direct_products` does; once per process."""
     if jax.default_backend() != "cpu":
         return False
     rng = np.random.default_rng(0)
@@ -433,10 +609,12 @@ def available() -> bool:
         if _library() is None:
             return False
         _check(x.shape, w.shape, dy.shape, *window)
-        dw = _Backward("kernel_gradient", x.shape, w.shape, dy.shape, _window(*window))(x, dy)
-        dx = _Backward("input_gradient", x.shape, w.shape, dy.shape, _window(*window))(w, dy)
+        shapes = (x.shape, w.shape, dy.shape, _window(*window))
+        y = _Primitive("forward", DIRECT, *shapes)(x, w)
+        dx = _Primitive("input_gradient", DIRECT, *shapes)(w, dy)
+        dw = _Primitive("kernel_gradient", DIRECT, *shapes)(x, dy)
     except (OSError, RuntimeError, AttributeError):
         return False
-    want_dx, want_dw = _direct_gradients(x, w, dy, *window)
+    want_y, want_dx, want_dw = _direct_products(x, w, dy, *window)
     close = functools.partial(np.allclose, rtol=1e-4, atol=1e-4)
-    return bool(close(dx, want_dx) and close(dw, want_dw))
+    return bool(close(y, want_y) and close(dx, want_dx) and close(dw, want_dw))

@@ -89,12 +89,13 @@ def test_both_gradients_match_xla_under_jit(name):
 
 
 def test_the_probes_reference_is_an_independent_direct_sum():
-    # The availability check trusts `_direct_gradients`; it is checked here by hand: one
+    # The availability check trusts `_direct_products`; it is checked here by hand: one
     # image row, a 1x2 kernel, stride 2 and one pixel of left padding.
     x = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4, 1)
     w = np.array([10.0, 100.0]).reshape(1, 2, 1, 1)
     dy = np.array([1.0, -1.0]).reshape(1, 1, 2, 1)  # outputs read (pad, 1) and (2, 3)
-    dx, dw = dnnl._direct_gradients(x, w, dy, (1, 2), ((0, 0), (1, 0)), (1, 1))
+    y, dx, dw = dnnl._direct_products(x, w, dy, (1, 2), ((0, 0), (1, 0)), (1, 1))
+    np.testing.assert_allclose(y.ravel(), [0 * 10 + 1 * 100, 2 * 10 + 3 * 100])
     np.testing.assert_allclose(dw.ravel(), [0 * 1 + 2 * -1, 1 * 1 + 3 * -1])
     np.testing.assert_allclose(dx.ravel(), [100, -10, -100, 0])
 
@@ -141,8 +142,13 @@ def test_the_gradient_is_written_into_the_array_given_and_a_wrong_one_is_refused
     # Inside a program the result is the program's own buffer, written in place.
     input_shape, kernel_shape, strides, padding, dilation = CASES["stride_2_1_asymmetric"]
     x, w, dy = (np.asarray(a) for a in _arrays(*CASES["stride_2_1_asymmetric"], seed=5))
-    primitive = dnnl._Backward(
-        "kernel_gradient", x.shape, w.shape, dy.shape, dnnl._window(strides, padding, dilation)
+    primitive = dnnl._Primitive(
+        "kernel_gradient",
+        dnnl.DIRECT,
+        x.shape,
+        w.shape,
+        dy.shape,
+        dnnl._window(strides, padding, dilation),
     )
     result = np.full(w.shape, np.nan, np.float32)
     assert primitive(x, dy, result) is result
@@ -183,7 +189,7 @@ def test_other_dtypes_are_refused_by_name():
 
 
 def test_a_missing_library_or_another_backend_means_unavailable(monkeypatch):
-    monkeypatch.setattr(dnnl, "_library_paths", lambda: ["/nonexistent/libdnnl.so.3"])
+    monkeypatch.setattr(dnnl, "_library_paths", lambda: ["/nonexistent/libdnnl.so.2"])
     monkeypatch.setattr(dnnl.ctypes.util, "find_library", lambda name: None)
     dnnl._library.cache_clear()
     try:
@@ -197,9 +203,18 @@ def test_a_missing_library_or_another_backend_means_unavailable(monkeypatch):
 def test_a_library_that_disagrees_with_the_direct_sum_means_unavailable(monkeypatch):
     if dnnl._library() is None:
         pytest.skip("oneDNN's library is not here")
-    wrong = lambda *arguments: (np.zeros((2, 9, 8, 5)), np.ones((3, 2, 5, 4)))  # noqa: E731
-    monkeypatch.setattr(dnnl, "_direct_gradients", wrong)
-    assert dnnl.available.__wrapped__() is False
+    right = dnnl._direct_products
+    for wrong_one in range(3):
+
+        def wrong(*arguments, wrong_one=wrong_one):
+            products = list(right(*arguments))
+            products[wrong_one] = products[wrong_one] + 1.0
+            return tuple(products)
+
+        monkeypatch.setattr(dnnl, "_direct_products", wrong)
+        assert dnnl.available.__wrapped__() is False
+    monkeypatch.setattr(dnnl, "_direct_products", right)
+    assert dnnl.available.__wrapped__() is True
 
 
 def test_the_library_is_offered_for_what_it_computes(monkeypatch):
@@ -241,3 +256,77 @@ def test_a_planned_layer_with_every_product_by_onednn_matches_jax_grad():
     want_dx, want_dw = _xla_gradients(x, w, dy, strides, padding, dilation)
     assert _relative_error(dx, want_dx) <= 1e-4
     assert _relative_error(dw, want_dw) <= 1e-4
+
+
+# (input NHWC, kernel HWIO, padding) for oneDNN's Winograd F(4x4, 3x3): output sizes that are
+# not multiples of its 4x4 tiles, no padding, and more features than channels.
+WINOGRAD_CASES = {
+    "same_16": ((2, 8, 8, 16), (3, 3, 16, 16), ((1, 1), (1, 1))),
+    "odd_sizes": ((2, 9, 7, 16), (3, 3, 16, 32), ((1, 1), (1, 1))),
+    "valid_few_channels": ((2, 9, 8, 5), (3, 3, 5, 6), ((0, 0), (0, 0))),
+}
+
+
+@needs_library
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_products_match_xla(case):
+    input_shape, kernel_shape, padding = WINOGRAD_CASES[case]
+    window = ((1, 1), padding, (1, 1))
+    assert dnnl.winograd_applies(input_shape, kernel_shape, *window)
+    x, w, dy = _arrays(input_shape, kernel_shape, *window, seed=7)
+    y_want = jax.lax.conv_general_dilated(
+        x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    want_dx, want_dw = _xla_gradients(x, w, dy, *window)
+
+    @jax.jit
+    def products(x, w, dy):
+        return (
+            dnnl.forward(x, w, *window, dnnl.WINOGRAD),
+            dnnl.input_gradient(w, dy, input_shape, *window, dnnl.WINOGRAD),
+            dnnl.kernel_gradient(x, dy, (3, 3), *window, dnnl.WINOGRAD),
+        )
+
+    y, dx, dw = products(x, w, dy)
+    assert _relative_error(y, y_want) <= 1e-4
+    assert _relative_error(dx, want_dx) <= 1e-4
+    assert _relative_error(dw, want_dw) <= 1e-4
+    shape = dnnl._shape(input_shape, kernel_shape, y.shape, *window)
+    for role in dnnl.ROLES:
+        assert "wino" in dnnl._primitive(role, dnnl.WINOGRAD, *shape).implementation
+
+
+@needs_library
+def test_winograd_is_offered_for_3x3_stride_1_only():
+    window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert dnnl.winograd_applies((2, 8, 8, 16), (3, 3, 16, 16), *window)
+    assert not dnnl.winograd_applies((2, 8, 8, 16), (3, 3, 16, 16), (2, 2), *window[1:])
+    assert not dnnl.winograd_applies((2, 8, 8, 16), (3, 3, 16, 16), (1, 1), window[1], (2, 2))
+    assert not dnnl.winograd_applies((2, 8, 8, 16), (5, 5, 16, 16), *window)
+    geometry = Geometry((2, 8, 8, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert all("onednn_winograd" in names for names in fast_conv.candidates(geometry).values())
+    assert not any(
+        "onednn_winograd" in names for names in fast_conv.candidates(geometry, "bfloat16").values()
+    )
+    with fast_conv.partitioned_program():
+        assert not any(
+            "onednn_winograd" in names for names in fast_conv.candidates(geometry).values()
+        )
+
+
+@needs_library
+def test_a_primitive_runs_on_threads_other_than_its_creators():
+    # XLA runs a host call on whichever of its threads is free. oneDNN's own scratchpad is a
+    # per-thread buffer sized when a primitive is created, which a Winograd primitive created
+    # on one thread overran on another; each primitive now has a scratchpad of its own.
+    input_shape, kernel_shape = (4, 32, 32, 64), (3, 3, 64, 64)
+    window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    x, w, dy = (np.asarray(a) for a in _arrays(input_shape, kernel_shape, *window, seed=3))
+    shape = dnnl._shape(input_shape, kernel_shape, dy.shape, *window)
+    primitive = dnnl._primitive("kernel_gradient", dnnl.WINOGRAD, *shape)  # made here
+    results = []
+    thread = threading.Thread(target=lambda: results.append(primitive(x, dy)))
+    thread.start()
+    thread.join()
+    want = _xla_gradients(x, w, dy, *window)[1]
+    assert _relative_error(jnp.asarray(results[0]), want) <= 1e-4
