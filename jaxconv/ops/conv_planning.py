@@ -165,9 +165,10 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
 def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     """`plans` as `variant` (one of VARIANTS) computes them: 'planned' as they are; 'onednn'
     with oneDNN's formulation for every product it can compute, whatever was chosen, except
-    the products planned as Winograd's, and XLA's for the others; 'onednn_direct' the same
-    without Winograd's; 'onednn_in_program' as 'onednn' where jaxlib's call computes it
-    (`fast_conv.onednn_routes`); 'xla' with XLA's everywhere."""
+    the products planned as Winograd's or as oneDNN's library primitive, and XLA's for the
+    others; 'onednn_direct' the same without Winograd's; 'onednn_in_program' as 'onednn' where
+    jaxlib's call computes it (`fast_conv.onednn_routes`), Winograd's left as jaxconv's own;
+    'xla' with XLA's everywhere."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant == "planned":
@@ -178,17 +179,21 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
         "onednn_in_program": ("jaxlib",),
         "xla": (),
     }
-    # Winograd's formulations left as planned: jaxconv's own inside the program, oneDNN's (a
-    # host call) where every library call is allowed.
-    winograd = set(fast_conv.WINOGRAD) if variant in ("onednn", "onednn_in_program") else set()
-    if variant == "onednn":
-        winograd.add("onednn_winograd")
+    # Left as planned: Winograd's formulations, jaxconv's own (inside the program) in 'onednn'
+    # and 'onednn_in_program', oneDNN's (a host call) in 'onednn'; and oneDNN's backward-data
+    # primitive where the plan chose it over jaxlib's call, in the variants with host calls.
+    kept_as_planned = {
+        "onednn": {*fast_conv.WINOGRAD, "onednn_winograd", "onednn_library"},
+        "onednn_direct": {"onednn_library"},
+        "onednn_in_program": set(fast_conv.WINOGRAD),
+        "xla": set(),
+    }[variant]
     restricted = {}
     for key, plan in plans.items():
         routes = fast_conv.onednn_routes(*key) if kept[variant] else {}
         choice = {}
         for role in ROLES:
-            if getattr(plan, role) in winograd:
+            if getattr(plan, role) in kept_as_planned:
                 choice[role] = getattr(plan, role)
             else:
                 choice[role] = "onednn" if routes.get(role) in kept[variant] else "xla"

@@ -63,7 +63,8 @@ _USER_SCRATCHPAD = 1  # dnnl_scratchpad_mode_user
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS = 1, 17, 33
 _ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS = 129, 145, 161
 _ARG_SCRATCHPAD = 80
-_ALLOCATE = ctypes.c_void_p(-1)  # DNNL_MEMORY_ALLOCATE: the library allocates the buffer
+_NO_BUFFER = None  # DNNL_MEMORY_NONE: a memory whose buffer is set before each call
+_ALIGNMENT = 4096  # of the workspace's buffers: a page, more than any kernel asks for
 _STATUS = {
     1: "out of memory",
     2: "invalid arguments",
@@ -139,6 +140,7 @@ _SIGNATURES = {
     "dnnl_primitive_create": ([ctypes.POINTER(_Handle), _Handle], None),
     "dnnl_memory_create": ([ctypes.POINTER(_Handle), _Pointer, _Handle, ctypes.c_void_p], None),
     "dnnl_memory_destroy": ([_Handle], None),
+    "dnnl_memory_set_data_handle": ([_Handle, ctypes.c_void_p], None),
     "dnnl_primitive_execute": ([_Handle, _Handle, ctypes.c_int, ctypes.POINTER(_Arg)], None),
     "dnnl_stream_wait": ([_Handle], None),
 }
@@ -280,21 +282,56 @@ def _attributes() -> _Handle:
     return attributes
 
 
-class _Executable:
-    """A primitive made from its descriptor, with a scratchpad of its own."""
+class _Workspace:
+    """Buffers that every primitive's calls share, by slot (an operand's position, or a
+    scratchpad): calls are serialised, so one buffer per slot, as large as the largest call
+    has needed, serves them all. Buffers of their own cost U-Net's 45 primitives (every
+    formulation the planner timed) 3.3 GB, mostly Winograd's scratchpads."""
 
-    def __init__(self, descriptor: _Handle):
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def bind(self, memory: _Handle, slot: str, size: int) -> None:
+        """Points `memory` (of `size` bytes) at the slot's buffer, grown if it is smaller."""
+        buffer = self._buffers.get(slot)
+        if buffer is None or buffer.size < size + _ALIGNMENT:
+            buffer = self._buffers[slot] = np.empty(size + _ALIGNMENT, np.uint8)
+        address = buffer.ctypes.data
+        _call("dnnl_memory_set_data_handle", memory, address + (-address) % _ALIGNMENT)
+
+
+_WORKSPACE = _Workspace()
+
+
+class _Buffered:
+    """A memory of `descriptor`'s layout whose buffer is the workspace's `slot`."""
+
+    def __init__(self, descriptor: int, slot: str):
         engine, _ = _engine_and_stream()
+        self.memory = _new("dnnl_memory_create", descriptor, engine, _NO_BUFFER)
+        self.size = _library().dnnl_memory_desc_get_size(descriptor)
+        self.slot = slot
+
+    def bound(self) -> _Handle:
+        _WORKSPACE.bind(self.memory, self.slot, self.size)
+        return self.memory
+
+
+class _Executable:
+    """A primitive made from its descriptor, with its scratchpad in the workspace's
+    `scratchpad_slot`."""
+
+    def __init__(self, descriptor: _Handle, scratchpad_slot: str):
         self._descriptor = descriptor  # alive with the primitive made from it
         self._primitive = _new("dnnl_primitive_create", descriptor)
         scratchpad = _library().dnnl_primitive_desc_query_md(descriptor, _QUERY_SCRATCHPAD_MD, 0)
         self._scratchpad = None
         if scratchpad and _library().dnnl_memory_desc_get_size(scratchpad):
-            self._scratchpad = _new("dnnl_memory_create", scratchpad, engine, _ALLOCATE)
+            self._scratchpad = _Buffered(scratchpad, scratchpad_slot)
 
     def __call__(self, stream: _Handle, arguments: dict[int, _Handle]) -> None:
         if self._scratchpad is not None:
-            arguments = {**arguments, _ARG_SCRATCHPAD: self._scratchpad}
+            arguments = {**arguments, _ARG_SCRATCHPAD: self._scratchpad.bound()}
         array = (_Arg * len(arguments))(*(_Arg(kind, memory) for kind, memory in arguments.items()))
         _call("dnnl_primitive_execute", self._primitive, stream, len(arguments), array)
 
@@ -323,9 +360,9 @@ _OPERANDS = {
 class _Primitive:
     """oneDNN's primitive for one product (`role`, one of ROLES) of one convolution shape
     (NHWC x HWIO), by `algorithm` (DIRECT or WINOGRAD). Each operand the primitive wants in
-    another layout gets a buffer of that layout and a reorder to it (or, for the result, from
-    it): the direct kernels take NHWC images as they are and choose the kernel's layout; the
-    Winograd kernels choose every layout."""
+    another layout is reordered into a workspace buffer of that layout (or, for the result,
+    out of it): the direct kernels take NHWC images as they are and choose the kernel's
+    layout; the Winograd kernels choose every layout."""
 
     def __init__(self, role: str, algorithm: str, input_shape, kernel_shape, output_shape, window):
         engine, _ = _engine_and_stream()
@@ -383,7 +420,7 @@ class _Primitive:
             )
             descriptor = chosen
         self.implementation = _implementation(descriptor)
-        self._primitive = _Executable(descriptor)
+        self._primitive = _Executable(descriptor, "scratchpad")
         self._given = given
         self._operands = []  # (argument, array name, own memory or None, reorder or None)
         for position, (argument, query, name) in enumerate(_OPERANDS[role]):
@@ -398,8 +435,8 @@ class _Primitive:
             reorder = _new(
                 "dnnl_reorder_primitive_desc_create", source, engine, target, engine, _attributes()
             )
-            own = _new("dnnl_memory_create", wanted, engine, _ALLOCATE)
-            self._operands.append((argument, name, own, _Executable(reorder)))
+            own = _Buffered(wanted, f"operand {position}")
+            self._operands.append((argument, name, own, _Executable(reorder, "reorder")))
         # Descriptors stay alive with the primitives made from them.
         self._keep = (asked, forward_desc, forward)
 
@@ -438,13 +475,13 @@ class _Primitive:
                 for position, ((argument, _, own, reorder), memory) in enumerate(
                     zip(self._operands, memories)
                 ):
-                    arguments[argument] = memory if own is None else own
+                    arguments[argument] = memory if own is None else own.bound()
                     if reorder is not None and position < 2:
-                        reorder(stream, {_ARG_SRC: memory, _ARG_DST: own})
+                        reorder(stream, {_ARG_SRC: memory, _ARG_DST: arguments[argument]})
                 self._primitive(stream, arguments)
-                _, _, own, reorder = self._operands[2]
+                argument, _, own, reorder = self._operands[2]
                 if reorder is not None:
-                    reorder(stream, {_ARG_SRC: own, _ARG_DST: memories[2]})
+                    reorder(stream, {_ARG_SRC: arguments[argument], _ARG_DST: memories[2]})
                 _call("dnnl_stream_wait", stream)
         finally:
             for memory in memories:

@@ -53,9 +53,15 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
         routes = fast_conv.onednn_routes(*key)
         for role in conv_planning.ROLES:
             planned = _fastest(entry["seconds"], role)
-            if variant == "planned" or (
-                variant in ("onednn", "onednn_in_program") and planned in fast_conv.WINOGRAD
-            ):
+            # What each variant leaves as planned: Winograd's (fewer multiplications), and
+            # oneDNN's library primitives where the variant allows host calls.
+            left_as_planned = {
+                "onednn": {*fast_conv.WINOGRAD, "onednn_winograd", "onednn_library"},
+                "onednn_direct": {"onednn_library"},
+                "onednn_in_program": set(fast_conv.WINOGRAD),
+                "xla": set(),
+            }
+            if variant == "planned" or planned in left_as_planned[variant]:
                 expected = planned
             elif variant in ("onednn", "onednn_direct"):
                 expected = "onednn" if routes[role] else "xla"
@@ -298,6 +304,17 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
         "onednn", "xla", "onednn"
     )
     assert conv_planning.restrict(winograd, "xla")[key] == fast_conv.XLA_PLAN
+    # oneDNN's own Winograd and its backward-data primitive are host calls: 'onednn' keeps
+    # both, 'onednn_direct' the backward-data primitive only, 'onednn_in_program' neither.
+    library = {key: fast_conv.Plan("onednn_winograd", "onednn_library", "onednn_winograd")}
+    routes["input_grad"] = "jaxlib"
+    assert conv_planning.restrict(library, "onednn")[key] == library[key]
+    assert conv_planning.restrict(library, "onednn_direct")[key] == fast_conv.Plan(
+        "onednn", "onednn_library", "onednn"
+    )
+    assert conv_planning.restrict(library, "onednn_in_program")[key] == fast_conv.Plan(
+        "onednn", "onednn", "xla"
+    )
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         conv_planning.restrict(plans, "fastest")
 

@@ -231,9 +231,15 @@ def test_the_library_is_offered_for_what_it_computes(monkeypatch):
     # At stride 1 the input gradient goes through jaxlib's call when it is there.
     same = Geometry((2, 8, 8, 4), (3, 3, 4, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     assert fast_conv._onednn_input_grad_route(same, "float32") == "library"
+    assert "onednn_library" not in fast_conv.candidates(same)["input_grad"]  # 'onednn' is it
     monkeypatch.setattr(onednn, "available", lambda: True)
     assert fast_conv._onednn_input_grad_route(same, "float32") == "jaxlib"
     assert fast_conv._onednn_input_grad_route(strided, "float32") == "library"
+    # The library's backward-data primitive is then a formulation of its own, at stride 1.
+    assert "onednn_library" in fast_conv.candidates(same)["input_grad"]
+    assert "onednn_library" not in fast_conv.candidates(strided)["input_grad"]
+    with fast_conv.partitioned_program():
+        assert "onednn_library" not in fast_conv.candidates(same)["input_grad"]
 
 
 @needs_library
@@ -330,3 +336,20 @@ def test_a_primitive_runs_on_threads_other_than_its_creators():
     thread.join()
     want = _xla_gradients(x, w, dy, *window)[1]
     assert _relative_error(jnp.asarray(results[0]), want) <= 1e-4
+
+
+@needs_library
+def test_primitives_share_one_workspace_that_grows_to_the_largest_call():
+    # Calls are serialised, so every primitive's reordered operands and scratchpad live in
+    # one buffer per slot: a small call, a larger one (the buffers grow), the small one again.
+    window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    small = _arrays((2, 8, 8, 16), (3, 3, 16, 16), *window, seed=11)
+    large = _arrays((4, 16, 16, 32), (3, 3, 32, 32), *window, seed=12)
+    for x, w, dy in (small, large, small):
+        got = dnnl.kernel_gradient(x, dy, (3, 3), *window, dnnl.WINOGRAD)
+        want = _xla_gradients(x, w, dy, *window)[1]
+        assert _relative_error(got, want) <= 1e-4
+    slots = dnnl._WORKSPACE._buffers
+    assert set(slots) <= {"operand 0", "operand 1", "operand 2", "scratchpad", "reorder"}
+    large_image = 4 * 16 * 16 * 32 * 4  # bytes, as oneDNN's blocked layout holds it
+    assert slots["operand 0"].size >= large_image
