@@ -593,8 +593,9 @@ def input_gradient(w, dy, input_shape, strides, padding, dilation, algorithm: st
 def winograd_applies(input_shape, kernel_shape, strides, padding, dilation) -> bool:
     """Whether oneDNN computes all three products of this convolution (float32) by Winograd's
     F(4x4, 3x3) on this machine: 3x3 kernels at stride 1 without dilation, with channel counts
-    and padding its kernels take (it says so by creating the primitives or refusing)."""
-    if not available() or tuple(kernel_shape[:2]) != (3, 3):
+    and padding its kernels take (it says so by creating the primitives or refusing), where
+    `winograd_available()`."""
+    if not winograd_available() or tuple(kernel_shape[:2]) != (3, 3):
         return False
     if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
         return False
@@ -651,6 +652,30 @@ def available() -> bool:
         dx = _Primitive("input_gradient", DIRECT, *shapes)(w, dy)
         dw = _Primitive("kernel_gradient", DIRECT, *shapes)(x, dy)
     except (OSError, RuntimeError, AttributeError):
+        return False
+    want_y, want_dx, want_dw = _direct_products(x, w, dy, *window)
+    close = functools.partial(np.allclose, rtol=1e-4, atol=1e-4)
+    return bool(close(y, want_y) and close(dx, want_dx) and close(dw, want_dw))
+
+
+@functools.cache
+def winograd_available() -> bool:
+    """Whether oneDNN has Winograd kernels here (AVX-512 machines) and computes a case with
+    ragged 4x4 tiles (a 9x7 output) and more features than channels as `_direct_products`
+    does; once per process."""
+    if not available():
+        return False
+    rng = np.random.default_rng(1)
+    window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    x = rng.standard_normal((2, 9, 7, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
+    dy = rng.standard_normal((2, 9, 7, 32)).astype(np.float32)
+    try:
+        shapes = (x.shape, w.shape, dy.shape, _window(*window))
+        y = _Primitive("forward", WINOGRAD, *shapes)(x, w)
+        dx = _Primitive("input_gradient", WINOGRAD, *shapes)(w, dy)
+        dw = _Primitive("kernel_gradient", WINOGRAD, *shapes)(x, dy)
+    except RuntimeError:  # 'unimplemented': no Winograd kernel for this machine
         return False
     want_y, want_dx, want_dw = _direct_products(x, w, dy, *window)
     close = functools.partial(np.allclose, rtol=1e-4, atol=1e-4)

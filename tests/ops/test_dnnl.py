@@ -1,5 +1,6 @@
 """oneDNN's backward convolution primitives from its own library, against XLA's gradients."""
 
+import pathlib
 import platform
 import sys
 import threading
@@ -14,6 +15,9 @@ from jaxconv.ops import dnnl, fast_conv, onednn
 from jaxconv.ops.fast_conv import Geometry, Plan
 
 needs_library = pytest.mark.skipif(not dnnl.available(), reason="oneDNN's library is not here")
+needs_winograd = pytest.mark.skipif(
+    not dnnl.winograd_available(), reason="oneDNN has no Winograd kernels here (AVX-512 only)"
+)
 
 
 @pytest.mark.skipif(
@@ -217,6 +221,20 @@ def test_a_library_that_disagrees_with_the_direct_sum_means_unavailable(monkeypa
     assert dnnl.available.__wrapped__() is True
 
 
+def test_a_winograd_kernel_that_disagrees_with_the_direct_sum_is_not_offered(monkeypatch):
+    if not dnnl.available():
+        pytest.skip("oneDNN's library is not here")
+    right = dnnl._direct_products
+    wrong = lambda *arguments: tuple(p + 1.0 for p in right(*arguments))  # noqa: E731
+    monkeypatch.setattr(dnnl, "_direct_products", wrong)
+    assert dnnl.winograd_available.__wrapped__() is False
+    monkeypatch.setattr(dnnl, "_direct_products", right)
+    # Where oneDNN has Winograd kernels (AVX-512), they agree with the direct sum.
+    flags = set(pathlib.Path("/proc/cpuinfo").read_text().split())
+    kernels = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags  # oneDNN's avx512_core
+    assert dnnl.winograd_available.__wrapped__() is kernels
+
+
 def test_the_library_is_offered_for_what_it_computes(monkeypatch):
     monkeypatch.setattr(dnnl, "available", lambda: True)
     monkeypatch.setattr(onednn, "available", lambda: False)  # the library alone
@@ -273,7 +291,7 @@ WINOGRAD_CASES = {
 }
 
 
-@needs_library
+@needs_winograd
 @pytest.mark.parametrize("case", WINOGRAD_CASES)
 def test_winograd_products_match_xla(case):
     input_shape, kernel_shape, padding = WINOGRAD_CASES[case]
@@ -302,7 +320,7 @@ def test_winograd_products_match_xla(case):
         assert "wino" in dnnl._primitive(role, dnnl.WINOGRAD, *shape).implementation
 
 
-@needs_library
+@needs_winograd
 def test_winograd_is_offered_for_3x3_stride_1_only():
     window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
     assert dnnl.winograd_applies((2, 8, 8, 16), (3, 3, 16, 16), *window)
@@ -320,7 +338,7 @@ def test_winograd_is_offered_for_3x3_stride_1_only():
         )
 
 
-@needs_library
+@needs_winograd
 def test_a_primitive_runs_on_threads_other_than_its_creators():
     # XLA runs a host call on whichever of its threads is free. oneDNN's own scratchpad is a
     # per-thread buffer sized when a primitive is created, which a Winograd primitive created
@@ -338,7 +356,7 @@ def test_a_primitive_runs_on_threads_other_than_its_creators():
     assert _relative_error(jnp.asarray(results[0]), want) <= 1e-4
 
 
-@needs_library
+@needs_winograd
 def test_primitives_share_one_workspace_that_grows_to_the_largest_call():
     # Calls are serialised, so every primitive's reordered operands and scratchpad live in
     # one buffer per slot: a small call, a larger one (the buffers grow), the small one again.
