@@ -632,30 +632,39 @@ def _direct_products(x, w, dy, strides, padding, dilation) -> tuple[np.ndarray, 
     return y, dx[:, low_h : low_h + x.shape[1], low_w : low_w + x.shape[2]], dw
 
 
+def _agrees_with_direct_sum(algorithm: str, input_shape, kernel_shape, window, seed: int):
+    """Whether `algorithm`'s three products of random arrays of these shapes agree with
+    `_direct_products` (raises RuntimeError where oneDNN has no such kernel)."""
+    rng = np.random.default_rng(seed)
+    output_shape = _output_shape(input_shape, kernel_shape, *window)
+    _check(input_shape, kernel_shape, output_shape, *window)
+    x, w, dy = (
+        rng.standard_normal(shape).astype(np.float32)
+        for shape in (input_shape, kernel_shape, output_shape)
+    )
+    shapes = (input_shape, kernel_shape, output_shape, _window(*window))
+    got = (
+        _Primitive("forward", algorithm, *shapes)(x, w),
+        _Primitive("input_gradient", algorithm, *shapes)(w, dy),
+        _Primitive("kernel_gradient", algorithm, *shapes)(x, dy),
+    )
+    want = _direct_products(x, w, dy, *window)
+    return all(np.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(got, want))
+
+
 @functools.cache
 def available() -> bool:
     """Whether libdnnl loads here and computes an awkward case (stride (2, 1), padding
     ((1, 0), (2, 1)), dilation (1, 2)) as `_direct_products` does; once per process."""
     if jax.default_backend() != "cpu":
         return False
-    rng = np.random.default_rng(0)
-    window = ((2, 1), ((1, 0), (2, 1)), (1, 2))
-    x = rng.standard_normal((2, 9, 8, 5)).astype(np.float32)
-    w = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
-    dy = rng.standard_normal((2, 4, 9, 4)).astype(np.float32)
     try:
         if _library() is None:
             return False
-        _check(x.shape, w.shape, dy.shape, *window)
-        shapes = (x.shape, w.shape, dy.shape, _window(*window))
-        y = _Primitive("forward", DIRECT, *shapes)(x, w)
-        dx = _Primitive("input_gradient", DIRECT, *shapes)(w, dy)
-        dw = _Primitive("kernel_gradient", DIRECT, *shapes)(x, dy)
+        window = ((2, 1), ((1, 0), (2, 1)), (1, 2))
+        return _agrees_with_direct_sum(DIRECT, (2, 9, 8, 5), (3, 2, 5, 4), window, seed=0)
     except (OSError, RuntimeError, AttributeError):
         return False
-    want_y, want_dx, want_dw = _direct_products(x, w, dy, *window)
-    close = functools.partial(np.allclose, rtol=1e-4, atol=1e-4)
-    return bool(close(y, want_y) and close(dx, want_dx) and close(dw, want_dw))
 
 
 @functools.cache
@@ -665,18 +674,8 @@ def winograd_available() -> bool:
     does; once per process."""
     if not available():
         return False
-    rng = np.random.default_rng(1)
-    window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
-    x = rng.standard_normal((2, 9, 7, 16)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
-    dy = rng.standard_normal((2, 9, 7, 32)).astype(np.float32)
     try:
-        shapes = (x.shape, w.shape, dy.shape, _window(*window))
-        y = _Primitive("forward", WINOGRAD, *shapes)(x, w)
-        dx = _Primitive("input_gradient", WINOGRAD, *shapes)(w, dy)
-        dw = _Primitive("kernel_gradient", WINOGRAD, *shapes)(x, dy)
+        window = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+        return _agrees_with_direct_sum(WINOGRAD, (2, 9, 7, 16), (3, 3, 16, 32), window, seed=1)
     except RuntimeError:  # 'unimplemented': no Winograd kernel for this machine
         return False
-    want_y, want_dx, want_dw = _direct_products(x, w, dy, *window)
-    close = functools.partial(np.allclose, rtol=1e-4, atol=1e-4)
-    return bool(close(y, want_y) and close(dx, want_dx) and close(dw, want_dw))
