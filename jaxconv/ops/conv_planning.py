@@ -25,7 +25,6 @@ processes, process 0's choices are used everywhere (the programs must be identic
 import fcntl
 import hashlib
 import json
-import math
 import os
 import pathlib
 import time
@@ -39,8 +38,9 @@ from jaxconv.ops import fast_conv
 from jaxconv.ops.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
 
 ROLES = ("forward", "input_grad", "kernel_grad")
-# Each formulation runs until it has taken this long in total (at least once, at most
-# MAX_REPEATS times): enough to rank formulations that differ by more than a few percent.
+# Each formulation is timed until it has taken this long in total (at least once, at most
+# MAX_REPEATS times, in turns with the others): enough to rank formulations that differ by
+# more than a few percent.
 MEASURE_SECONDS = 0.02
 MAX_REPEATS = 3
 # The whole network's gradient is timed this many times per variant, the variants taking
@@ -96,32 +96,52 @@ def _layer_function(plan: Plan, geometry: Geometry):
     return layer, (geometry.input_shape, geometry.kernel_shape, output_shape)
 
 
-def _best_time(fn, shapes, dtype: str, beaten_at: float) -> float:
-    """Best-of-a-few seconds of `fn` on random arrays of `shapes`, compiled alone, after a
-    warm-up run; a warm-up slower than twice `beaten_at` is not repeated."""
+def _side_by_side(functions: dict[str, tuple[Callable, tuple]], dtype: str) -> dict[str, float]:
+    """Best-of-a-few seconds of each of `functions` (name: (function, argument shapes)) on
+    random arrays, each compiled alone and the functions timed in turns: a round calls each
+    once, in an order that rotates from round to round, so a drift in the machine's speed (a
+    shared machine's drifts over seconds) meets every function alike rather than the ones timed
+    during a slow spell. Two calls warm each function up (compiling, creating oneDNN's
+    primitives); one slower than twice the fastest on the second is not timed again. Rounds
+    continue until each function has taken MEASURE_SECONDS in all, up to MAX_REPEATS."""
     rng = np.random.default_rng(0)
     with jax.ensure_compile_time_eval():  # runs for real even when called while tracing
-        args = [jnp.asarray(rng.standard_normal(shape), dtype) for shape in shapes]
-        compiled = jax.jit(fn).lower(*args).compile()
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        best = time.perf_counter() - start
-        if best > 2 * beaten_at:
-            return best
-        best, spent, repeats = math.inf, 0.0, 0
-        while repeats < MAX_REPEATS and (repeats == 0 or spent < MEASURE_SECONDS):
+        arrays: dict[tuple, jax.Array] = {}
+        calls = {}
+        for name, (fn, shapes) in functions.items():
+            args = [
+                arrays.setdefault(tuple(shape), jnp.asarray(rng.standard_normal(shape), dtype))
+                for shape in shapes
+            ]
+            calls[name] = (jax.jit(fn).lower(*args).compile(), args)
+
+        def seconds(name: str) -> float:
+            call, args = calls[name]
             start = time.perf_counter()
-            jax.block_until_ready(compiled(*args))
-            elapsed = time.perf_counter() - start
-            best, spent, repeats = min(best, elapsed), spent + elapsed, repeats + 1
+            jax.block_until_ready(call(*args))
+            return time.perf_counter() - start
+
+        for name in calls:
+            seconds(name)
+        best = {name: seconds(name) for name in calls}
+        fastest = min(best.values())
+        timed = [name for name in calls if best[name] <= 2 * fastest]
+        spent = dict.fromkeys(timed, 0.0)
+        for round_index in range(MAX_REPEATS):
+            if round_index and all(spent[name] >= MEASURE_SECONDS for name in timed):
+                break
+            shift = round_index % len(timed)
+            for name in timed[shift:] + timed[:shift]:
+                elapsed = seconds(name)
+                best[name], spent[name] = min(best[name], elapsed), spent[name] + elapsed
     return best
 
 
-def time_formulation(
-    role: str, formulation: str, geometry: Geometry, dtype: str, beaten_at: float = math.inf
-) -> float:
+def time_formulation(role: str, formulation: str, geometry: Geometry, dtype: str) -> float:
     """Best-of-a-few seconds of one product of `geometry` computed by `formulation`."""
-    return _best_time(*_role_function(role, formulation, geometry), dtype, beaten_at)
+    return _side_by_side({formulation: _role_function(role, formulation, geometry)}, dtype)[
+        formulation
+    ]
 
 
 def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
@@ -136,18 +156,17 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
     """
     choice, timings = {}, {}
     for role, options in fast_conv.candidates(geometry, dtype).items():
-        timings[role] = {}
-        for formulation in options:  # XLA's first: the time to beat
-            best = min(timings[role].values(), default=math.inf)
-            timings[role][formulation] = time_formulation(role, formulation, geometry, dtype, best)
+        functions = {name: _role_function(role, name, geometry) for name in options}
+        timings[role] = _side_by_side(functions, dtype)
         direct = {name: t for name, t in timings[role].items() if name not in fast_conv.WINOGRAD}
         choice[role] = min(direct, key=direct.get)
     plan = Plan(**choice)
     if plan != fast_conv.XLA_PLAN:
-        xla = _best_time(*_layer_function(fast_conv.XLA_PLAN, geometry), dtype, math.inf)
-        planned = _best_time(*_layer_function(plan, geometry), dtype, xla)
-        timings["layer"] = {"xla": xla, "planned": planned}
-        if planned >= xla:
+        layers = {"xla": fast_conv.XLA_PLAN, "planned": plan}
+        timings["layer"] = _side_by_side(
+            {name: _layer_function(chosen, geometry) for name, chosen in layers.items()}, dtype
+        )
+        if timings["layer"]["planned"] >= timings["layer"]["xla"]:
             plan = fast_conv.XLA_PLAN
     # Winograd's for all three products or none: the forward pass and the kernel gradient
     # then share the transformed input tiles, which products timed alone each pay for.

@@ -5,6 +5,7 @@ import json
 import jax
 import jax.numpy as jnp
 import pytest
+from jax.experimental import io_callback
 
 from jaxconv import layers
 from jaxconv.ops import conv_planning, fast_conv
@@ -225,20 +226,25 @@ def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_pla
 def _measure_with_times(monkeypatch, geometry, alone: dict, layer_planned: float):
     """`measure` where each product takes `alone[role][formulation]` seconds, the whole layer
     1.0 with XLA's convolution and `layer_planned` with the plan."""
-    monkeypatch.setattr(conv_planning, "time_formulation", lambda role, f, *r: alone[role][f])
-    whole = {fast_conv.XLA_PLAN: 1.0}
-    monkeypatch.setattr(
-        conv_planning,
-        "_best_time",
-        lambda fn, shapes, dtype, beaten: whole.get(fn.plan, layer_planned),
-    )
+    monkeypatch.setattr(conv_planning, "_role_function", lambda role, f, g: (_Tagged(role), None))
     monkeypatch.setattr(conv_planning, "_layer_function", lambda plan, g: (_Tagged(plan), None))
+
+    def side_by_side(functions, dtype):
+        times = {}
+        for name, (tagged, _) in functions.items():
+            if tagged.tag in conv_planning.ROLES:
+                times[name] = alone[tagged.tag][name]
+            else:
+                times[name] = 1.0 if tagged.tag == fast_conv.XLA_PLAN else layer_planned
+        return times
+
+    monkeypatch.setattr(conv_planning, "_side_by_side", side_by_side)
     return conv_planning.measure(geometry, "float32")
 
 
 class _Tagged:
-    def __init__(self, plan):
-        self.plan = plan
+    def __init__(self, tag):
+        self.tag = tag
 
 
 @pytest.mark.parametrize(
@@ -432,3 +438,33 @@ def test_a_partitioned_program_is_planned_without_onednns_calls(tmp_path, cache,
     )
     assert all("onednn" not in vars(plan).values() for plan in plans.values())
     assert partitioned_file.exists() and not conv_planning.cache_path().exists()
+
+
+def test_formulations_are_timed_in_turns_and_a_slow_one_only_warmed_up():
+    # Each call records its name, so the order the functions ran in can be read back.
+    calls = []
+
+    def recorded(name, work):
+        def fn(x):
+            # On an element of x, so that it runs with the compiled function, not when traced.
+            io_callback(lambda element: calls.append(name), None, x[0, 0])
+            return work(x)
+
+        return fn
+
+    def slow(x):  # tens of matrix products against one
+        return jax.lax.fori_loop(0, 40, lambda _, y: jnp.tanh(y @ x), x)
+
+    functions = {
+        "a": (recorded("a", lambda x: x @ x), [(128, 128)]),
+        "b": (recorded("b", lambda x: x @ x), [(128, 128)]),
+        "slow": (recorded("slow", slow), [(128, 128)]),
+    }
+    times = conv_planning._side_by_side(functions, "float32")
+    assert calls[:6] == ["a", "b", "slow"] * 2  # two warm-up calls each
+    # Then rounds of the two left, the order rotating from round to round.
+    rounds = conv_planning.MAX_REPEATS
+    assert calls[6:] == [
+        name for index in range(rounds) for name in (["a", "b"] if index % 2 == 0 else ["b", "a"])
+    ]
+    assert times["slow"] > 2 * min(times["a"], times["b"])
