@@ -139,9 +139,8 @@ def _side_by_side(functions: dict[str, tuple[Callable, tuple]], dtype: str) -> d
 
 def time_formulation(role: str, formulation: str, geometry: Geometry, dtype: str) -> float:
     """Best-of-a-few seconds of one product of `geometry` computed by `formulation`."""
-    return _side_by_side({formulation: _role_function(role, formulation, geometry)}, dtype)[
-        formulation
-    ]
+    function = _role_function(role, formulation, geometry)
+    return _side_by_side({formulation: function}, dtype)[formulation]
 
 
 def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:

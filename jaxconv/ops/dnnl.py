@@ -286,7 +286,7 @@ class _Workspace:
     """Buffers that every primitive's calls share, by slot (an operand's position, or a
     scratchpad): calls are serialised, so one buffer per slot, as large as the largest call
     has needed, serves them all. Buffers of their own cost U-Net's 45 primitives (every
-    formulation the planner timed) 3.3 GB, mostly Winograd's scratchpads."""
+    formulation the planner timed) 3.3 GiB, mostly Winograd's scratchpads."""
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
@@ -405,7 +405,7 @@ class _Primitive:
         forward = _new(
             "dnnl_primitive_desc_create", forward_desc.address, _attributes(), engine, None
         )
-        descriptor, chosen = forward, forward
+        descriptor = forward
         if role != "forward":  # created with the forward one as its hint
             backward_desc = _Struct(_OPERATION_DESC_BYTES)
             if role == "kernel_gradient":  # (src, diff_weights, diff_bias, diff_dst)
@@ -415,10 +415,9 @@ class _Primitive:
                 initialiser = "dnnl_dilated_convolution_backward_data_desc_init"
                 operands = (image.address, kernel.address, output.address)
             _call(initialiser, backward_desc.address, code, *operands, *window)
-            chosen = _new(
+            descriptor = _new(
                 "dnnl_primitive_desc_create", backward_desc.address, _attributes(), engine, forward
             )
-            descriptor = chosen
         self.implementation = _implementation(descriptor)
         self._primitive = _Executable(descriptor, "scratchpad")
         self._given = given

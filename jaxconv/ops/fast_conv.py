@@ -36,12 +36,12 @@ formulation its `Plan` names:
   (jaxconv.ops.dnnl, offered where `dnnl.available()`). float32 only, non-negative padding.
 - 'onednn_library' (input gradient, stride 1): oneDNN's backward-data primitive from its library
   (a host call), where 'onednn' computes the stride-1 input gradient as jaxlib's forward call
-  on the transposed convolution: on LeNet-5's 6 -> 16 layer the library's primitive took
-  0.82 ms and the forward call 1.56.
+  on the transposed convolution: on LeNet-5's 6 -> 16 layer one is faster, or the other, by
+  up to 2x from one measurement to the next, so both are offered.
 - 'onednn_winograd' (3x3, stride 1, no dilation): oneDNN's Winograd F(4x4, 3x3), each product
   by its library's primitive (jaxconv.ops.dnnl), which transforms, multiplies and transforms
   back block by block in the cache: it wins where jaxconv's own Winograd, a pass over memory
-  for each step, loses (64-128 channels at 32x32 and 64x64: 2x faster than the direct kernels).
+  for each step, loses (64-128 channels at 32x32 and 64x64, where it beats the direct kernels).
   Offered where oneDNN takes the shape (`dnnl.winograd_applies`); float32 only.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
@@ -434,9 +434,9 @@ def _library_applies(geometry: Geometry, dtype: str) -> bool:
 
 def _library_winograd_applies(geometry: Geometry, dtype: str) -> bool:
     """Whether oneDNN's library computes this shape's products by Winograd's F(4x4, 3x3)."""
-    if dtype not in dnnl.DTYPES or not winograd_applies(geometry):
+    if not (winograd_applies(geometry) and _library_applies(geometry, dtype)):
         return False
-    return _library_applies(geometry, dtype) and dnnl.winograd_applies(
+    return dnnl.winograd_applies(
         geometry.input_shape,
         geometry.kernel_shape,
         geometry.strides,
@@ -471,9 +471,7 @@ def input_grad_onednn(dy, w, geometry: Geometry) -> jax.Array:
     (a host call: the jaxlib call is a forward one, which would have to run over the output
     gradient dilated with zeros)."""
     if _onednn_input_grad_route(geometry, jnp.dtype(dy.dtype).name) == "library":
-        return dnnl.input_gradient(
-            w, dy, geometry.input_shape, geometry.strides, geometry.padding, geometry.dilation
-        )
+        return input_grad_onednn_library(dy, w, geometry)
     transposed = _transposed_geometry(geometry)
     if w.size > dy.size + math.prod(geometry.input_shape):
         # Where the kernel outweighs the images, the images are turned instead: the correlation
@@ -506,6 +504,7 @@ def forward_onednn_winograd(x, w, geometry: Geometry) -> jax.Array:
 
 
 def input_grad_onednn_library(dy, w, geometry: Geometry) -> jax.Array:
+    """oneDNN's backward-data primitive, at any stride (a host call)."""
     window = (geometry.strides, geometry.padding, geometry.dilation)
     return dnnl.input_gradient(w, dy, geometry.input_shape, *window)
 
