@@ -12,7 +12,8 @@ fuses or overlaps around a convolution changes with its formulation), so the net
 gradient is then timed up to five ways, side by side: with every choice; with oneDNN's
 (jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with Winograd's
 where planned and without; with oneDNN's only where jaxlib's call computes it inside the
-program; and with XLA's convolutions throughout; the fastest is kept. The run's
+program; and with XLA's convolutions throughout; the fastest, judged round by round
+(`fastest_in_rounds`), is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
 the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
 same choices without measuring again. That file is named for the CPU, the jax and jaxlib
@@ -23,6 +24,7 @@ processes, process 0's choices are used everywhere (the programs must be identic
 """
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -43,9 +45,23 @@ ROLES = ("forward", "input_grad", "kernel_grad")
 # more than a few percent.
 MEASURE_SECONDS = 0.02
 MAX_REPEATS = 3
-# The whole network's gradient is timed this many times per variant, the variants taking
-# turns (so a machine whose speed drifts slows them alike), and compared by the median.
+# The whole network's gradient is timed in rounds, the variants taking turns in each (so a
+# machine whose speed drifts slows them alike), until each has taken NETWORK_SECONDS (at
+# least NETWORK_ROUNDS rounds, at most NETWORK_MAX_ROUNDS); each round's times are divided by
+# that round's fastest and the variant with the lowest median of these wins. The variants
+# worth telling apart differ by a few percent, about as much as a shared machine's speed
+# moves between rounds: U-Net's 'planned' took 0.93-0.95 of the time of its 'onednn' (the
+# gradient and the training step, each side by side), yet five rounds in a fixed order,
+# compared by their median seconds, had chosen 'onednn'.
 NETWORK_ROUNDS = 5
+NETWORK_MAX_ROUNDS = 30
+NETWORK_SECONDS = 10.0
+# A variant 1.5 times as slow as the fastest on its second warm-up call is not timed further:
+# the choices that matter differ by less, and U-Net's gradient takes a second or more.
+NETWORK_DROP_ABOVE = 1.5
+# Part of each network's name in the plan files: a new way of checking networks checks them
+# again, while the products' own plans are kept.
+NETWORK_CHECK_REVISION = 2
 # What the network-level check chooses among: every planned formulation ('planned'); oneDNN's
 # wherever it can compute a product and XLA's elsewhere, since products timed alone on a busy
 # machine can rank a library kernel below XLA's by chance, with the layers planned as
@@ -96,14 +112,48 @@ def _layer_function(plan: Plan, geometry: Geometry):
     return layer, (geometry.input_shape, geometry.kernel_shape, output_shape)
 
 
+def _in_turns(
+    calls: dict[str, Callable[[], object]],
+    seconds: float,
+    min_rounds: int,
+    max_rounds: int,
+    drop_above: float = 2.0,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Times `calls` (name: function of no arguments that runs to completion) in turns: two
+    warm-up calls each (compiling, creating oneDNN's primitives); a call slower than
+    `drop_above` times the fastest on its second is not timed again; then rounds in which
+    each remaining call runs once, in an order that rotates from round to round, so a drift
+    in the machine's speed (a shared machine's drifts over seconds) meets every call alike
+    rather than the ones timed during a slow spell. Rounds continue until each call has taken
+    `seconds` in all (at least `min_rounds`, at most `max_rounds`). Returns (each call's
+    second warm-up seconds, each round's {name: seconds})."""
+
+    def timed(name: str) -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(calls[name]())
+        return time.perf_counter() - start
+
+    for name in calls:
+        timed(name)
+    warm = {name: timed(name) for name in calls}
+    fastest = min(warm.values())
+    kept = [name for name in calls if warm[name] <= drop_above * fastest]
+    spent = dict.fromkeys(kept, 0.0)
+    rounds = []
+    while len(rounds) < max_rounds and (
+        len(rounds) < min_rounds or any(spent[name] < seconds for name in kept)
+    ):
+        shift = len(rounds) % len(kept)
+        rounds.append({name: timed(name) for name in kept[shift:] + kept[:shift]})
+        for name, elapsed in rounds[-1].items():
+            spent[name] += elapsed
+    return warm, rounds
+
+
 def _side_by_side(functions: dict[str, tuple[Callable, tuple]], dtype: str) -> dict[str, float]:
     """Best-of-a-few seconds of each of `functions` (name: (function, argument shapes)) on
-    random arrays, each compiled alone and the functions timed in turns: a round calls each
-    once, in an order that rotates from round to round, so a drift in the machine's speed (a
-    shared machine's drifts over seconds) meets every function alike rather than the ones timed
-    during a slow spell. Two calls warm each function up (compiling, creating oneDNN's
-    primitives); one slower than twice the fastest on the second is not timed again. Rounds
-    continue until each function has taken MEASURE_SECONDS in all, up to MAX_REPEATS."""
+    random arrays, each compiled alone and timed in turns (`_in_turns`) until each has taken
+    MEASURE_SECONDS, in at most MAX_REPEATS rounds."""
     rng = np.random.default_rng(0)
     with jax.ensure_compile_time_eval():  # runs for real even when called while tracing
         arrays: dict[tuple, jax.Array] = {}
@@ -113,28 +163,23 @@ def _side_by_side(functions: dict[str, tuple[Callable, tuple]], dtype: str) -> d
                 arrays.setdefault(tuple(shape), jnp.asarray(rng.standard_normal(shape), dtype))
                 for shape in shapes
             ]
-            calls[name] = (jax.jit(fn).lower(*args).compile(), args)
+            compiled = jax.jit(fn).lower(*args).compile()
+            calls[name] = functools.partial(compiled, *args)
+        warm, rounds = _in_turns(calls, MEASURE_SECONDS, 1, MAX_REPEATS)
+    return {name: min([warm[name], *(r[name] for r in rounds if name in r)]) for name in calls}
 
-        def seconds(name: str) -> float:
-            call, args = calls[name]
-            start = time.perf_counter()
-            jax.block_until_ready(call(*args))
-            return time.perf_counter() - start
 
-        for name in calls:
-            seconds(name)
-        best = {name: seconds(name) for name in calls}
-        fastest = min(best.values())
-        timed = [name for name in calls if best[name] <= 2 * fastest]
-        spent = dict.fromkeys(timed, 0.0)
-        for round_index in range(MAX_REPEATS):
-            if round_index and all(spent[name] >= MEASURE_SECONDS for name in timed):
-                break
-            shift = round_index % len(timed)
-            for name in timed[shift:] + timed[:shift]:
-                elapsed = seconds(name)
-                best[name], spent[name] = min(best[name], elapsed), spent[name] + elapsed
-    return best
+def fastest_in_rounds(rounds: list[dict[str, float]]) -> tuple[str, dict[str, float]]:
+    """(the fastest name, each name's median relative time) from rounds of {name: seconds}
+    in which every name was timed: each round's times are divided by that round's fastest, so
+    a round run in a slow spell weighs like any other, and the lowest median wins."""
+    relative = {name: [] for name in rounds[0]}
+    for times in rounds:
+        fastest = min(times.values())
+        for name, seconds in times.items():
+            relative[name].append(seconds / fastest)
+    medians = {name: float(np.median(values)) for name, values in relative.items()}
+    return min(medians, key=medians.get), medians
 
 
 def time_formulation(role: str, formulation: str, geometry: Geometry, dtype: str) -> float:
@@ -238,8 +283,10 @@ def _gradient_function(fn: Callable, kwargs: dict):
 
 
 def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Plan]):
-    """(the fastest of VARIANTS for `fn`'s gradient, each variant's median seconds). Variants
-    that compute the same thing as an earlier one are not timed."""
+    """(the fastest of VARIANTS for `fn`'s gradient, each variant's median seconds over the
+    rounds, or its warm-up seconds where it was too slow to be timed further). Variants
+    that compute the same thing as an earlier one are not timed; the others take turns
+    (`_in_turns`) and the fastest is the one `fastest_in_rounds` names."""
     variants: dict[str, dict[Key, Plan]] = {}
     # A variant that computes what an earlier one does is that one, and not timed again.
     for name in ("xla", "planned", "onednn", "onednn_direct", "onednn_in_program"):
@@ -262,20 +309,18 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
 
     args = jax.tree.map(concrete, args)
     gradient = _gradient_function(fn, kwargs)
-    compiled = {
-        name: jax.jit(fast_conv.with_plans(gradient, chosen)).lower(*args).compile()
+    calls = {
+        name: functools.partial(
+            jax.jit(fast_conv.with_plans(gradient, chosen)).lower(*args).compile(), *args
+        )
         for name, chosen in variants.items()
     }
-    times = {name: [] for name in compiled}
-    for call in compiled.values():
-        jax.block_until_ready(call(*args))  # warm-up
-    for _ in range(NETWORK_ROUNDS):
-        for name, call in compiled.items():
-            start = time.perf_counter()
-            jax.block_until_ready(call(*args))
-            times[name].append(time.perf_counter() - start)
-    medians = {name: float(np.median(values)) for name, values in times.items()}
-    return min(medians, key=medians.get), medians
+    warm, rounds = _in_turns(
+        calls, NETWORK_SECONDS, NETWORK_ROUNDS, NETWORK_MAX_ROUNDS, NETWORK_DROP_ABOVE
+    )
+    fastest, _ = fastest_in_rounds(rounds)
+    medians = {name: float(np.median([r[name] for r in rounds])) for name in rounds[0]}
+    return fastest, {**warm, **medians}
 
 
 def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
@@ -291,11 +336,12 @@ def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
 
 def _network_key(plans: dict[Key, Plan], program: str) -> str:
     """Names a network by its program (`program_fingerprint`), its convolutions and their
-    per-shape choices."""
+    per-shape choices, and the way networks are checked (NETWORK_CHECK_REVISION)."""
     entries = sorted(
         [_file_key(key), *(getattr(plan, role) for role in ROLES)] for key, plan in plans.items()
     )
-    return hashlib.sha256(json.dumps([program, entries]).encode()).hexdigest()[:16]
+    named = [program, entries, NETWORK_CHECK_REVISION]
+    return hashlib.sha256(json.dumps(named).encode()).hexdigest()[:16]
 
 
 def machine() -> dict[str, str]:
@@ -474,7 +520,7 @@ def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
                 f"{name} {seconds:.3f} s" for name, seconds in network_seconds.items()
             )
             log(
-                f"Convolutions, the network's gradient (median of {NETWORK_ROUNDS}): {times}; "
+                f"Convolutions, the network's gradient (median of rounds in turns): {times}; "
                 f"using {next(iter(networks.values()))!r} (checked in "
                 f"{time.perf_counter() - started - measuring_seconds:.1f} s)."
             )
