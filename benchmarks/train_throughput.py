@@ -68,18 +68,6 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
     sgd = optax.sgd(0.01, momentum=0.9)
     create = functools.partial(state_lib.create, model, sgd, (1, *shape[1:]), jax.random.PRNGKey(0))
     state = strategy.create_state(create)
-    plans = None
-    if planned and jax.default_backend() == "cpu":
-
-        def forward(variables, images):
-            return model.apply(variables, images, train=True, mutable=["batch_stats"])
-
-        images = jax.ShapeDtypeStruct(shape, jnp.float32)
-        plans = conv_planning.plan(forward, state.variables(), images, log=print)
-    train_step = strategy.compile_train_step(
-        fast_conv.with_plans(step.train_step, plans),
-        loss_and_metrics=tasks.get(task).loss_and_metrics,
-    )
     rng = np.random.default_rng(0)
     label_shape = shape[:1] if task == "classification" else shape[:3]
     arrays = {
@@ -87,6 +75,31 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
         "label": rng.integers(0, classes, label_shape).astype(np.int32),
     }
     arrays = strategy.put_batch(arrays)
+    bound = dict(loss_and_metrics=tasks.get(task).loss_and_metrics)
+    plans = None
+    if planned and jax.default_backend() == "cpu":
+
+        def forward(variables, images):
+            return model.apply(variables, images, train=True, mutable=["batch_stats"])
+
+        trial = {"state": jax.tree.map(jnp.copy, state)}  # the step donates its state
+
+        def training_step(plans):  # what the network-level check times, as launch.py does
+            compiled = strategy.compile_train_step(
+                fast_conv.with_plans(step.train_step, plans), **bound
+            )
+
+            def run():
+                trial["state"], metrics = compiled(trial["state"], arrays)
+                return metrics
+
+            return run
+
+        images = jax.ShapeDtypeStruct(shape, jnp.float32)
+        plans = conv_planning.plan(
+            forward, state.variables(), images, log=print, training_step=training_step
+        )
+    train_step = strategy.compile_train_step(fast_conv.with_plans(step.train_step, plans), **bound)
 
     def one_step():
         nonlocal state

@@ -282,11 +282,19 @@ def _gradient_function(fn: Callable, kwargs: dict):
     return gradient
 
 
-def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Plan]):
-    """(the fastest of VARIANTS for `fn`'s gradient, each variant's median seconds over the
-    rounds, or its warm-up seconds where it was too slow to be timed further). Variants
-    that compute the same thing as an earlier one are not timed; the others take turns
-    (`_in_turns`) and the fastest is the one `fastest_in_rounds` names."""
+def measure_network(
+    fn: Callable,
+    args: tuple,
+    kwargs: dict,
+    plans: dict[Key, Plan],
+    training_step: Callable[[dict[Key, Plan]], Callable[[], object]] | None = None,
+):
+    """(the fastest of VARIANTS, each variant's median seconds over the rounds, or its
+    warm-up seconds where it was too slow to be timed further). What is timed is
+    `training_step(plans)()`, one training step computed with those plans, when the caller
+    gives it, else the gradient of `fn`'s outputs. Variants that compute the same thing as an
+    earlier one are not timed; the others take turns (`_in_turns`) and the fastest is the one
+    `fastest_in_rounds` names."""
     variants: dict[str, dict[Key, Plan]] = {}
     # A variant that computes what an earlier one does is that one, and not timed again.
     for name in ("xla", "planned", "onednn", "onednn_direct", "onednn_in_program"):
@@ -295,6 +303,21 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
             variants[name] = restricted
     if len(variants) == 1:
         return next(iter(variants)), {}
+    if training_step is not None:
+        calls = {name: training_step(chosen) for name, chosen in variants.items()}
+    else:
+        calls = _gradient_calls(fn, args, kwargs, variants)
+    warm, rounds = _in_turns(
+        calls, NETWORK_SECONDS, NETWORK_ROUNDS, NETWORK_MAX_ROUNDS, NETWORK_DROP_ABOVE
+    )
+    fastest, _ = fastest_in_rounds(rounds)
+    medians = {name: float(np.median([r[name] for r in rounds])) for name in rounds[0]}
+    return fastest, {**warm, **medians}
+
+
+def _gradient_calls(fn, args, kwargs, variants) -> dict[str, Callable[[], object]]:
+    """For each variant, a function of no arguments computing the gradient of `fn`'s
+    outputs with its plans: the check's stand-in for a training step."""
     rng = np.random.default_rng(0)
 
     def concrete(leaf):
@@ -309,18 +332,12 @@ def measure_network(fn: Callable, args: tuple, kwargs: dict, plans: dict[Key, Pl
 
     args = jax.tree.map(concrete, args)
     gradient = _gradient_function(fn, kwargs)
-    calls = {
+    return {
         name: functools.partial(
             jax.jit(fast_conv.with_plans(gradient, chosen)).lower(*args).compile(), *args
         )
         for name, chosen in variants.items()
     }
-    warm, rounds = _in_turns(
-        calls, NETWORK_SECONDS, NETWORK_ROUNDS, NETWORK_MAX_ROUNDS, NETWORK_DROP_ABOVE
-    )
-    fastest, _ = fastest_in_rounds(rounds)
-    medians = {name: float(np.median([r[name] for r in rounds])) for name in rounds[0]}
-    return fastest, {**warm, **medians}
 
 
 def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
@@ -334,13 +351,14 @@ def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
     return hashlib.sha256(str(jaxpr).encode()).hexdigest()[:16]
 
 
-def _network_key(plans: dict[Key, Plan], program: str) -> str:
+def _network_key(plans: dict[Key, Plan], program: str, timed: str) -> str:
     """Names a network by its program (`program_fingerprint`), its convolutions and their
-    per-shape choices, and the way networks are checked (NETWORK_CHECK_REVISION)."""
+    per-shape choices, what the check timed ('training step' or 'gradient') and the way
+    networks are checked (NETWORK_CHECK_REVISION)."""
     entries = sorted(
         [_file_key(key), *(getattr(plan, role) for role in ROLES)] for key, plan in plans.items()
     )
-    named = [program, entries, NETWORK_CHECK_REVISION]
+    named = [program, entries, timed, NETWORK_CHECK_REVISION]
     return hashlib.sha256(json.dumps(named).encode()).hexdigest()[:16]
 
 
@@ -456,6 +474,7 @@ def plan(
     use_cache: bool = True,
     log: Callable[[str], None] | None = None,
     partitioned: bool = False,
+    training_step: Callable[[dict[Key, Plan]], Callable[[], object]] | None = None,
     **kwargs,
 ) -> dict[Key, Plan]:
     """Plans for every convolution `fn(*args, **kwargs)` traces (see the module docstring).
@@ -469,12 +488,21 @@ def plan(
     `partitioned`: the program runs as one that XLA partitions over several devices (jit over
     a mesh), where oneDNN's calls are not offered (`fast_conv.partitioned_program`); its
     choices go in a machine file of their own.
+
+    `training_step`: given plans, a function of no arguments that runs one training step
+    computed with them. The network-level check then times the step itself, where it would
+    otherwise time the gradient of `fn`'s outputs, which can rank two variants the other way
+    round (LeNet-5's 'onednn' and 'onednn_in_program': 10 ms against 9 for the gradient, 0.83
+    of the time for the step). It is used on one process only: the check runs on process 0
+    alone, where a step spanning several processes cannot run.
     """
+    if jax.process_count() > 1:
+        training_step = None
     with fast_conv.partitioned_program(partitioned):
-        return _plan(fn, args, kwargs, path, use_cache, log)
+        return _plan(fn, args, kwargs, path, use_cache, log, training_step)
 
 
-def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
+def _plan(fn, args, kwargs, path, use_cache, log, training_step) -> dict[Key, Plan]:
     path = None if path is None else pathlib.Path(path)
     keys = find_convolutions(fn, *args, **kwargs)
     if not keys:
@@ -494,10 +522,11 @@ def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
         plans = _merge_into_cache(plans, timings)
     networks, network_seconds = {}, {}
     if jax.process_index() == 0 and any(_file_key(key) not in own for key in keys):
-        network = _network_key(plans, program_fingerprint(fn, args, kwargs))
+        timed = "training step" if training_step is not None else "gradient"
+        network = _network_key(plans, program_fingerprint(fn, args, kwargs), timed)
         variant = _cached_networks().get(network) if use_cache else None
         if variant is None:
-            variant, network_seconds = measure_network(fn, args, kwargs, plans)
+            variant, network_seconds = measure_network(fn, args, kwargs, plans, training_step)
             if use_cache:
                 variant = _merge_network_into_cache(network, variant)
         networks[network] = variant
@@ -520,7 +549,7 @@ def _plan(fn, args, kwargs, path, use_cache, log) -> dict[Key, Plan]:
                 f"{name} {seconds:.3f} s" for name, seconds in network_seconds.items()
             )
             log(
-                f"Convolutions, the network's gradient (median of rounds in turns): {times}; "
+                f"Convolutions, the network's {timed} (median of rounds in turns): {times}; "
                 f"using {next(iter(networks.values()))!r} (checked in "
                 f"{time.perf_counter() - started - measuring_seconds:.1f} s)."
             )

@@ -18,6 +18,7 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from tqdm import tqdm
 
 from jaxconv import data, models, platform, tasks, transfer
@@ -242,18 +243,17 @@ class _Run:
             state = self.parallel.to_saved(self.state)
             state = transfer.load_into_state(state, pretrained, config.transfer.dont_load)
             self.state = self.parallel.from_saved(state)
+        train_batches = pipeline.train_dataset(
+            self.train_source,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            augment_spec=config.data.augment,
+            mean=config.data.mean,
+            std=config.data.std,
+            sharding=self.sharding,
+        )
         self.train_iterator = pipeline.train_iterator(
-            pipeline.train_dataset(
-                self.train_source,
-                batch_size=config.batch_size,
-                seed=config.seed,
-                augment_spec=config.data.augment,
-                mean=config.data.mean,
-                std=config.data.std,
-                sharding=self.sharding,
-            ),
-            num_threads=config.data.num_threads,
-            prefetch=config.data.prefetch,
+            train_batches, num_threads=config.data.num_threads, prefetch=config.data.prefetch
         )
         self.checkpointer = Checkpointer(
             workdir,
@@ -261,13 +261,15 @@ class _Run:
             best_metric=config.best_metric or None,
             best_mode=config.best_mode,
         )
-        plans = self._convolution_plans(model, input_shape[1:])
-        self.train_step = self.parallel.compile_train_step(
-            fast_conv.with_plans(step_lib.train_step, plans),
+        bound = dict(
             loss_and_metrics=loss_and_metrics,
             num_microbatches=config.num_microbatches,
             ema_decay=config.optimizer.ema_decay,
             auxiliary_loss_weight=config.auxiliary_loss_weight,
+        )
+        plans = self._convolution_plans(model, input_shape[1:], train_batches, bound)
+        self.train_step = self.parallel.compile_train_step(
+            fast_conv.with_plans(step_lib.train_step, plans), **bound
         )
         self.eval_step = self.parallel.compile_eval_step(
             step_lib.eval_step, loss_and_metrics=loss_and_metrics
@@ -282,10 +284,14 @@ class _Run:
                 config, model, self.eval_source, count=config.num_prediction_images
             )
 
-    def _convolution_plans(self, model, image_shape: tuple[int, ...]) -> dict | None:
+    def _convolution_plans(self, model, image_shape, train_batches, bound) -> dict | None:
         """On CPU with `config.fast_conv`, the fastest formulations of each convolution of the
         training step, measured for its shapes (jaxconv/ops/conv_planning.py); else None.
-        Evaluation, forward only and rarer, keeps XLA's convolution."""
+        Evaluation, forward only and rarer, keeps XLA's convolution.
+
+        The network-level check times the training step itself (`bound` as the run binds it)
+        on the run's first batch (read from `train_batches`, the iterator left untouched), on a
+        copy of the state: the step donates the state it is given."""
         config = self.config
         if not config.fast_conv or jax.default_backend() != "cpu":
             return None
@@ -298,12 +304,35 @@ class _Run:
             rngs = {"dropout": jax.random.PRNGKey(0)}
             return model.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
 
+        trial = {}
+
+        def training_step(plans):
+            step = self.parallel.compile_train_step(
+                fast_conv.with_plans(step_lib.train_step, plans), **bound
+            )
+            if not trial:  # a state of its own (through the host: new buffers, same placement)
+                saved = jax.tree.map(np.asarray, self.parallel.to_saved(self.state))
+                trial["state"] = self.parallel.from_saved(saved)
+                trial["batch"] = self.parallel.put_batch(train_batches[0])
+
+            def run():
+                trial["state"], metrics = step(trial["state"], trial["batch"])
+                return metrics
+
+            return run
+
         images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
         path = self.workdir / "conv_plans.json"
         # Under jit over several devices XLA partitions the step; each pmap device runs its own.
         partitioned = config.parallel.mode != "pmap" and self.parallel.device_count > 1
         return conv_planning.plan(
-            forward, variables, images, path=path, log=say, partitioned=partitioned
+            forward,
+            variables,
+            images,
+            path=path,
+            log=say,
+            partitioned=partitioned,
+            training_step=training_step,
         )
 
     def execute(self) -> dict:

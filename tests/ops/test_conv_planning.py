@@ -371,7 +371,7 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
 ):
     calls = []
 
-    def xla_was_fastest(fn, args, kwargs, plans):
+    def xla_was_fastest(fn, args, kwargs, plans, training_step):
         calls.append(plans)
         return "xla", {"planned": 2.0, "xla": 1.0}
 
@@ -402,7 +402,7 @@ def test_networks_with_the_same_convolutions_but_other_layers_are_checked_apart(
     outcomes = iter(["xla", "planned"])
     calls = []
 
-    def check(fn, args, kwargs, plans):
+    def check(fn, args, kwargs, plans, training_step):
         calls.append(fn)
         return next(outcomes), {}
 
@@ -503,3 +503,28 @@ def test_calls_in_turns_stop_when_each_has_taken_its_time():
     assert len(conv_planning._in_turns(calls, 100.0, 1, 4)[1]) == 4
     # A looser bound keeps the slow call in the rounds.
     assert set(conv_planning._in_turns(calls, 0.0, 1, 1, drop_above=100)[1][0]) == set(calls)
+
+
+def test_the_network_level_check_times_the_training_step_when_given(cache, monkeypatch):
+    taps = fast_conv.Plan("taps", "col2im", "taps")
+    monkeypatch.setattr(conv_planning, "measure", lambda geometry, dtype: (taps, {}))
+    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
+    xla = conv_planning.restrict({key: taps for key in keys}, "xla")
+    built = []
+
+    def training_step(plans):  # XLA's everywhere is the fastest step here
+        built.append(plans)
+        return lambda: time.sleep(0.001 if plans == xla else 0.0015)
+
+    messages = []
+    plans = conv_planning.plan(
+        two_convolutions, IMAGES, log=messages.append, training_step=training_step
+    )
+    assert plans == xla
+    assert xla in built and len(built) >= 2  # one step built for each variant timed
+    assert all(built.count(variant) == 1 for variant in built)
+    assert "the network's training step" in messages[-1]
+    # An outcome of the step's check is not taken for the gradient's, nor the other way.
+    (checked,) = conv_planning._cached_networks().items()
+    conv_planning.plan(two_convolutions, IMAGES)
+    assert len(conv_planning._cached_networks()) == 2 and checked[1] == "xla"
