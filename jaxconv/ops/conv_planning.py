@@ -8,8 +8,9 @@
 shape not already in the plan file, compiles every formulation of the forward pass, the input
 gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
 the fastest of each. Products measured alone can mislead about a whole network (what XLA
-fuses or overlaps around a convolution changes with its formulation), so the network's
-gradient is then timed up to five ways, side by side: with every choice; with oneDNN's
+fuses or overlaps around a convolution changes with its formulation), so the training step
+(where the caller gives one; else the gradient of the network's outputs) is then timed up to
+five ways, side by side: with every choice; with oneDNN's
 (jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with Winograd's
 where planned and without; with oneDNN's only where jaxlib's call computes it inside the
 program; and with XLA's convolutions throughout; the fastest, judged round by round
