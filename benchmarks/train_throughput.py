@@ -70,11 +70,10 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
     state = strategy.create_state(create)
     rng = np.random.default_rng(0)
     label_shape = shape[:1] if task == "classification" else shape[:3]
-    arrays = {
+    batch = {
         "image": rng.normal(size=shape).astype(np.float32),
         "label": rng.integers(0, classes, label_shape).astype(np.int32),
     }
-    arrays = strategy.put_batch(arrays)
     bound = dict(loss_and_metrics=tasks.get(task).loss_and_metrics)
     plans = None
     if planned and jax.default_backend() == "cpu":
@@ -82,24 +81,16 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
         def forward(variables, images):
             return model.apply(variables, images, train=True, mutable=["batch_stats"])
 
-        trial = {"state": jax.tree.map(jnp.copy, state)}  # the step donates its state
-
-        def training_step(plans):  # what the network-level check times, as launch.py does
-            compiled = strategy.compile_train_step(
-                fast_conv.with_plans(step.train_step, plans), **bound
-            )
-
-            def run():
-                trial["state"], metrics = compiled(trial["state"], arrays)
-                return metrics
-
-            return run
-
+        # What the network-level check times: the training step itself, as launch.py's.
+        training_step = parallel.trial_steps(
+            strategy, step.train_step, state, lambda: batch, **bound
+        )
         images = jax.ShapeDtypeStruct(shape, jnp.float32)
         plans = conv_planning.plan(
             forward, state.variables(), images, log=print, training_step=training_step
         )
     train_step = strategy.compile_train_step(fast_conv.with_plans(step.train_step, plans), **bound)
+    arrays = strategy.put_batch(batch)
 
     def one_step():
         nonlocal state

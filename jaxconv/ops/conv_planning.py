@@ -46,10 +46,11 @@ ROLES = ("forward", "input_grad", "kernel_grad")
 # more than a few percent.
 MEASURE_SECONDS = 0.02
 MAX_REPEATS = 3
-# The whole network's gradient is timed in rounds, the variants taking turns in each (so a
-# machine whose speed drifts slows them alike), until each has taken NETWORK_SECONDS (at
-# least NETWORK_ROUNDS rounds, at most NETWORK_MAX_ROUNDS); each round's times are divided by
-# that round's fastest and the variant with the lowest median of these wins. The variants
+# The training step (or the network's gradient) is timed in rounds, the variants taking
+# turns in each (so a machine whose speed drifts slows them alike), until each has taken
+# NETWORK_SECONDS (at least NETWORK_ROUNDS rounds, at most NETWORK_MAX_ROUNDS); each round's
+# times are divided by that round's fastest and the variant with the lowest median of these
+# wins. The variants
 # worth telling apart differ by a few percent, about as much as a shared machine's speed
 # moves between rounds: U-Net's 'planned' took 0.93-0.95 of the time of its 'onednn' (the
 # gradient and the training step, each side by side), yet five rounds in a fixed order,

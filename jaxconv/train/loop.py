@@ -18,7 +18,6 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from tqdm import tqdm
 
 from jaxconv import data, models, platform, tasks, transfer
@@ -304,23 +303,9 @@ class _Run:
             rngs = {"dropout": jax.random.PRNGKey(0)}
             return model.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
 
-        trial = {}
-
-        def training_step(plans):
-            step = self.parallel.compile_train_step(
-                fast_conv.with_plans(step_lib.train_step, plans), **bound
-            )
-            if not trial:  # a state of its own (through the host: new buffers, same placement)
-                saved = jax.tree.map(np.asarray, self.parallel.to_saved(self.state))
-                trial["state"] = self.parallel.from_saved(saved)
-                trial["batch"] = self.parallel.put_batch(train_batches[0])
-
-            def run():
-                trial["state"], metrics = step(trial["state"], trial["batch"])
-                return metrics
-
-            return run
-
+        training_step = parallel.trial_steps(
+            self.parallel, step_lib.train_step, self.state, lambda: train_batches[0], **bound
+        )
         images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
         path = self.workdir / "conv_plans.json"
         # Under jit over several devices XLA partitions the step; each pmap device runs its own.

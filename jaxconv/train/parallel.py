@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxconv import layers
+from jaxconv.ops import fast_conv
 
 DATA_AXIS = "data"
 PMAP_AXIS = "devices"
@@ -198,6 +199,31 @@ class PmapStrategy:
 
     def from_saved(self, state):
         return self._replicate(state)
+
+
+def trial_steps(strategy, step_fn, state, batch, **bound):
+    """For the network-level check of `conv_planning.plan`: a function of plans returning a
+    function of no arguments that runs one step of `step_fn(state, batch, **bound)` computed
+    with those plans, compiled as `strategy` compiles the run's step. The steps share a copy
+    of `state` made through the host (new buffers, the same placement: each step donates the
+    state it is given), and `batch()`, this process's rows, is read and placed at the first
+    step built."""
+    trial = {}
+
+    def build(plans):
+        step = strategy.compile_train_step(fast_conv.with_plans(step_fn, plans), **bound)
+        if not trial:
+            saved = jax.tree.map(np.asarray, strategy.to_saved(state))
+            trial["state"] = strategy.from_saved(saved)
+            trial["batch"] = strategy.put_batch(batch())
+
+        def run():
+            trial["state"], metrics = step(trial["state"], trial["batch"])
+            return metrics
+
+        return run
+
+    return build
 
 
 def make_strategy(config):

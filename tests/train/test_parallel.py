@@ -109,3 +109,33 @@ def test_run_once_gives_the_initial_state_of_a_fully_optimised_compile():
     optimised = jax.jit(create).lower().compile({"xla_backend_optimization_level": 3})()
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(optimised), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_trial_steps_train_a_copy_of_the_state_and_leave_the_run_s_own():
+    strategy = parallel.JitStrategy(devices=jax.devices()[:1])
+    model = models.create("lenet5", num_classes=10)
+    create = functools.partial(
+        state_lib.create, model, optax.sgd(0.05), (1, 28, 28, 1), jax.random.PRNGKey(0)
+    )
+    state = strategy.create_state(create)
+    before = jax.tree.map(np.asarray, state.params)
+    reads = []
+
+    def first_batch():
+        reads.append(1)
+        return next(batches((28, 28, 1), batch_size=8))
+
+    build = parallel.trial_steps(
+        strategy,
+        step.train_step,
+        state,
+        first_batch,
+        loss_and_metrics=tasks.get("classification").loss_and_metrics,
+    )
+    runs = [build(None), build(None)]  # two variants (here both XLA's convolutions)
+    losses = [float(np.asarray(run()["loss"][0])) for run in runs * 3]
+    # The steps share one state, so the loss on the one batch falls from call to call; the
+    # batch is read once; the run's own state is neither donated nor changed.
+    assert losses[-1] < losses[0] and len(reads) == 1
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, np.asarray(b))
