@@ -22,9 +22,67 @@ Dtype = Any
 
 class Conv(nn.Conv):
     """Flax's convolution, computed by the formulations planned for its shape when a plan is
-    in force (jaxconv.ops.fast_conv; the training loop plans them on CPU), else by XLA."""
+    in force (jaxconv.ops.fast_conv; the training loop plans them on CPU), else by XLA.
+
+    The same parameters (`kernel`, `bias`), initial values and outputs as `nn.Conv`; the bias
+    is added by `add_bias`, whose gradient is summed quickly over few channels (see there).
+    Flax's convolution without its bias runs in this module's scope (`nn.share_scope`), so
+    the parameters keep their names and checkpoints and converted weights fit either."""
 
     conv_general_dilated: Callable = fast_conv.conv_general_dilated
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> Array:
+        if not self.use_bias:
+            return super().__call__(inputs)
+        unbiased = self.clone(use_bias=False, parent=self, name="unbiased")
+        nn.share_scope(self, unbiased)
+        y = unbiased(inputs)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        # y is in the dtype Flax promotes inputs, kernel and bias to (kernel and bias share one).
+        return add_bias(y, bias.astype(y.dtype))
+
+
+@jax.custom_vjp
+def add_bias(y: Array, bias: Array) -> Array:
+    """`y + bias`, the bias (of y's dtype) along the last (feature) axis.
+
+    The bias's gradient sums the output gradient over every other axis. XLA:CPU sums an
+    array whose last axis is a few features wide one narrow row at a time: 0.23 ms for
+    LeNet-5's first layer (128x28x28x6) on a 2-core AVX-512 machine. Read as rows of about
+    128 values (several pixels' features side by side), then folded back to the features, it
+    took 0.05 ms, and 0.07 against 0.17 for 11 features; from 16 features on both ways took
+    the same time, so wider arrays are summed as they are. LeNet-5's training step took
+    0.95-0.96 of the time.
+    """
+    return y + bias
+
+
+def _add_bias_forward(y: Array, bias: Array):
+    return y + bias, bias
+
+
+def _add_bias_backward(bias: Array, dy: Array):
+    return dy, sum_over_leading_axes(dy).astype(bias.dtype)
+
+
+add_bias.defvjp(_add_bias_forward, _add_bias_backward)
+
+_NARROW_FEATURES = 16  # fewer features than this are summed in rows of about _ROW_VALUES
+_ROW_VALUES = 128
+
+
+def sum_over_leading_axes(x: Array) -> Array:
+    """`x` summed over every axis but the last, in at least float32 (see `add_bias`)."""
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    features = x.shape[-1]
+    if not 0 < features < _NARROW_FEATURES:
+        return jnp.sum(x, axis=tuple(range(x.ndim - 1)))
+    rows = x.size // features
+    group = _ROW_VALUES // features
+    while rows % group:  # pixels side by side in a row: a divisor of their number
+        group -= 1
+    return x.reshape(-1, group * features).sum(axis=0).reshape(group, features).sum(axis=0)
 
 
 class ConvTranspose(nn.ConvTranspose):

@@ -60,11 +60,22 @@ def summary(
     if len(input_shape) == 3:
         input_shape = (1, *input_shape)
     calls: list[tuple[tuple[str, ...], nn.Module, Any, Any]] = []
+    running: list[tuple[str, ...]] = []  # the paths whose __call__ is under way
 
     def record(next_fun, args, kwargs, context):
-        output = next_fun(*args, **kwargs)
-        if context.method_name == "__call__":
-            calls.append((tuple(context.module.path), context.module, args, output))
+        if context.method_name != "__call__":
+            return next_fun(*args, **kwargs)
+        path = tuple(context.module.path)
+        # A layer's own inner call (its parent class's __call__, or a module sharing its
+        # scope, as jaxconv.layers.Conv's) is part of the layer's one row.
+        inner = path in running
+        running.append(path)
+        try:
+            output = next_fun(*args, **kwargs)
+        finally:
+            running.pop()
+        if not inner:
+            calls.append((path, context.module, args, output))
         return output
 
     def init():

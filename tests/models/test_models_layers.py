@@ -115,6 +115,57 @@ def test_unknown_choices_list_the_known_ones(call, message):
 
 
 @pytest.mark.parametrize(
+    ("features", "shape", "options"),
+    [
+        (6, (3, 9, 7, 1), dict(kernel_size=(5, 5), padding="SAME")),  # few features: rows grouped
+        (7, (2, 5, 5, 3), dict(kernel_size=(3, 3), strides=(2, 2))),  # stride: 18 pixels, 1 row
+        (7, (1, 23, 1, 2), dict(kernel_size=(3, 3), padding="SAME")),  # 23 pixels: rows of 1
+        (32, (2, 6, 6, 4), dict(kernel_size=(3, 3))),  # many features: summed as they are
+        (5, (2, 3, 6, 6, 2), dict(kernel_size=(3, 3), padding="CIRCULAR")),  # two batch axes
+        (6, (2, 6, 6, 2), dict(kernel_size=(3, 3), dtype=jnp.bfloat16)),
+        (6, (2, 6, 6, 2), dict(kernel_size=(3, 3), param_dtype=jnp.bfloat16)),
+        (6, (2, 6, 6, 2), dict(kernel_size=(3, 3), use_bias=False)),
+    ],
+)
+def test_conv_matches_flax_in_parameters_outputs_and_gradients(features, shape, options):
+    x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
+    reference, ours = nn.Conv(features, **options), layers.Conv(features, **options)
+    variables = reference.init(KEY, x)
+    # A bias away from zero, so that its gradient and its addition both show.
+    variables = jax.tree.map(lambda v: v + 0.3, variables)
+    assert jax.tree.map(jnp.shape, ours.init(KEY, x)) == jax.tree.map(jnp.shape, variables)
+    for a, b in zip(jax.tree.leaves(ours.init(KEY, x)), jax.tree.leaves(reference.init(KEY, x))):
+        np.testing.assert_array_equal(a, b)
+
+    def loss(module, variables, x):
+        return jnp.sum(jnp.sin(module.apply(variables, x).astype(jnp.float32)))
+
+    in_bfloat16 = jnp.bfloat16 in (options.get("dtype"), options.get("param_dtype"))
+    tolerance = 3e-2 if in_bfloat16 else 1e-5
+    actual, expected = ours.apply(variables, x), reference.apply(variables, x)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(
+        actual.astype(jnp.float32), expected.astype(jnp.float32), rtol=tolerance, atol=tolerance
+    )
+    expected = jax.grad(loss, argnums=(1, 2))(reference, variables, x)
+    actual = jax.grad(loss, argnums=(1, 2))(ours, variables, x)
+    for a, b in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize(
+    "shape", [(4, 7, 7, 6), (3, 5, 11), (13, 3), (1, 23, 7), (0, 4, 6), (2, 2, 40)]
+)
+def test_sum_over_leading_axes_is_numpys_sum(shape):
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    total = layers.sum_over_leading_axes(jnp.asarray(x))
+    assert total.dtype == jnp.float32 and total.shape == shape[-1:]
+    want = x.astype(np.float64).sum(axis=tuple(range(x.ndim - 1)))
+    np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
     "options",
     [
         dict(strides=(2, 2), padding="VALID"),  # U-Net's up-convolution: the matrix-product path
