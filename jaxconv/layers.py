@@ -73,7 +73,8 @@ _ROW_VALUES = 128
 
 
 def sum_over_leading_axes(x: Array) -> Array:
-    """`x` summed over every axis but the last, in at least float32 (see `add_bias`)."""
+    """`x` summed over every axis but the last, in at least float32: the bias gradient of
+    `add_bias` (see there for the grouping of narrow rows) and batch norm's sums."""
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     features = x.shape[-1]
     if not 0 < features < _NARROW_FEATURES:
@@ -463,8 +464,8 @@ def normalize_with_batch_statistics(
 
 def _feature_sums(values: list[Array], axis_name: str | None) -> list[Array]:
     """Each array summed over every axis but the last, and across `axis_name` when given (in
-    one collective)."""
-    sums = [jnp.sum(value, axis=tuple(range(value.ndim - 1))) for value in values]
+    one collective), in at least float32."""
+    sums = [sum_over_leading_axes(value) for value in values]
     if axis_name is None:
         return sums
     return list(jax.lax.psum(jnp.stack(sums), axis_name))
