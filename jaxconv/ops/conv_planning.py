@@ -58,12 +58,17 @@ MAX_REPEATS = 3
 NETWORK_ROUNDS = 5
 NETWORK_MAX_ROUNDS = 30
 NETWORK_SECONDS = 10.0
-# A variant 1.5 times as slow as the fastest on its second warm-up call is not timed further:
-# the choices that matter differ by less, and U-Net's gradient takes a second or more.
+# A variant 1.5 times as slow as the fastest in its warm-up calls is not timed further: the
+# choices that matter differ by less, and U-Net's gradient takes a second or more. The
+# warm-up calls, in turns, go on until each variant has taken NETWORK_WARM_SECONDS (one call
+# of a U-Net step, a hundred of a LeNet-5 step), and the best of them is compared: judged on
+# a single 5 ms call, LeNet-5's fastest variant had once taken 12 ms, was dropped, and the run
+# trained with a variant whose step took 1.07 times as long (30 rounds side by side).
 NETWORK_DROP_ABOVE = 1.5
+NETWORK_WARM_SECONDS = 0.5
 # Part of each network's name in the plan files: a new way of checking networks checks them
 # again, while the products' own plans are kept.
-NETWORK_CHECK_REVISION = 2
+NETWORK_CHECK_REVISION = 3
 # What the network-level check chooses among: every planned formulation ('planned'); oneDNN's
 # wherever it can compute a product and XLA's elsewhere, since products timed alone on a busy
 # machine can rank a library kernel below XLA's by chance, with the layers planned as
@@ -120,15 +125,17 @@ def _in_turns(
     min_rounds: int,
     max_rounds: int,
     drop_above: float = 2.0,
+    warm_seconds: float = 0.0,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Times `calls` (name: function of no arguments that runs to completion) in turns: two
-    warm-up calls each (compiling, creating oneDNN's primitives); a call slower than
-    `drop_above` times the fastest on its second is not timed again; then rounds in which
-    each remaining call runs once, in an order that rotates from round to round, so a drift
-    in the machine's speed (a shared machine's drifts over seconds) meets every call alike
-    rather than the ones timed during a slow spell. Rounds continue until each call has taken
-    `seconds` in all (at least `min_rounds`, at most `max_rounds`). Returns (each call's
-    second warm-up seconds, each round's {name: seconds})."""
+    """Times `calls` (name: function of no arguments that runs to completion) in turns: a
+    first call each (compiling, creating oneDNN's primitives); warm-up calls in turns until
+    each has taken `warm_seconds` (one each at least); a call whose best warm-up took more
+    than `drop_above` times the fastest's is not timed again; then rounds in which each
+    remaining call runs once, in an order that rotates from round to round, so a drift in the
+    machine's speed (a shared machine's drifts over seconds) meets every call alike rather
+    than the ones timed during a slow spell. Rounds continue until each call has taken
+    `seconds` in all (at least `min_rounds`, at most `max_rounds`). Returns (each call's best
+    warm-up seconds, each round's {name: seconds})."""
 
     def timed(name: str) -> float:
         start = time.perf_counter()
@@ -137,7 +144,11 @@ def _in_turns(
 
     for name in calls:
         timed(name)
-    warm = {name: timed(name) for name in calls}
+    warm_ups = {name: [timed(name)] for name in calls}
+    while warming := [name for name, times in warm_ups.items() if sum(times) < warm_seconds]:
+        for name in warming:
+            warm_ups[name].append(timed(name))
+    warm = {name: min(times) for name, times in warm_ups.items()}
     fastest = min(warm.values())
     kept = [name for name in calls if warm[name] <= drop_above * fastest]
     spent = dict.fromkeys(kept, 0.0)
@@ -310,7 +321,12 @@ def measure_network(
     else:
         calls = _gradient_calls(fn, args, kwargs, variants)
     warm, rounds = _in_turns(
-        calls, NETWORK_SECONDS, NETWORK_ROUNDS, NETWORK_MAX_ROUNDS, NETWORK_DROP_ABOVE
+        calls,
+        NETWORK_SECONDS,
+        NETWORK_ROUNDS,
+        NETWORK_MAX_ROUNDS,
+        NETWORK_DROP_ABOVE,
+        NETWORK_WARM_SECONDS,
     )
     fastest, _ = fastest_in_rounds(rounds)
     medians = {name: float(np.median([r[name] for r in rounds])) for name in rounds[0]}

@@ -505,6 +505,38 @@ def test_calls_in_turns_stop_when_each_has_taken_its_time():
     assert set(conv_planning._in_turns(calls, 0.0, 1, 1, drop_above=100)[1][0]) == set(calls)
 
 
+def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others():
+    # 'hiccup' is as fast as 'a' but its second call (the first warm-up call) takes 50x as
+    # long, as a shared machine's call now and then does.
+    counts = {"a": 0, "hiccup": 0, "slow": 0}
+
+    def counted(name, seconds):
+        def call():
+            counts[name] += 1
+            time.sleep(0.05 if name == "hiccup" and counts[name] == 2 else seconds)
+
+        return call
+
+    def calls():
+        for name in counts:
+            counts[name] = 0
+        return {
+            "a": counted("a", 0.001),
+            "hiccup": counted("hiccup", 0.001),
+            "slow": counted("slow", 0.03),
+        }
+
+    # Judged on one warm-up call, it is dropped with the truly slow one.
+    _, rounds = conv_planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5)
+    assert set(rounds[0]) == {"a"}
+    # Judged on the best of warm-up calls lasting 0.06 s each, it is kept; the slow one,
+    # whose one warm-up call took half that, is called twice and still dropped.
+    warm, rounds = conv_planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5, warm_seconds=0.06)
+    assert set(rounds[0]) == {"a", "hiccup"}
+    assert counts["slow"] == 3  # the first call, two warm-up calls, no round
+    assert counts["a"] > 30 and warm["hiccup"] < 0.01
+
+
 def test_the_network_level_check_times_the_training_step_when_given(cache, monkeypatch):
     taps = fast_conv.Plan("taps", "col2im", "taps")
     monkeypatch.setattr(conv_planning, "measure", lambda geometry, dtype: (taps, {}))
