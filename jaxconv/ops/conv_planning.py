@@ -10,9 +10,10 @@ gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that 
 the fastest of each. Products measured alone can mislead about a whole network (what XLA
 fuses or overlaps around a convolution changes with its formulation), so the training step
 (where the caller gives one; else the gradient of the network's outputs) is then timed up to
-five ways, side by side: with every choice; with oneDNN's
+six ways, side by side: with every choice; with oneDNN's
 (jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with Winograd's
-where planned and without; with oneDNN's only where jaxlib's call computes it inside the
+where planned and without, and with its library's input gradients where jaxlib's call
+would compute them; with oneDNN's only where jaxlib's call computes it inside the
 program; and with XLA's convolutions throughout; the fastest, judged round by round
 (`fastest_in_rounds`), is kept. The run's
 file keeps its choices, so a resumed run computes exactly what
@@ -84,8 +85,13 @@ NETWORK_CHECK_REVISION = 3
 # not ('onednn_direct'); oneDNN's only where jaxlib's call computes it inside the program,
 # Winograd's left so ('onednn_in_program': each host call costs about a millisecond, which
 # small networks feel, and its threads compete with XLA's where the network gives XLA other
-# work beside it); XLA's convolution alone ('xla').
-VARIANTS = ("planned", "onednn", "onednn_direct", "onednn_in_program", "xla")
+# work beside it); as 'onednn' with oneDNN's library computing every input gradient it can,
+# where 'onednn' has jaxlib's call on the transposed convolution ('onednn_library': jaxlib's
+# call runs beside the library's, which XLA schedules next to it, and the two compete for the
+# cores: LeNet-5's step took 0.92 of the time with its second layer's input gradient by the
+# library, though timed alone jaxlib's call had been the faster, 0.97 ms against 1.14);
+# XLA's convolution alone ('xla').
+VARIANTS = ("planned", "onednn", "onednn_library", "onednn_direct", "onednn_in_program", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
 
@@ -254,11 +260,19 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     the products planned as Winograd's or as oneDNN's library primitive, and XLA's for the
     others; 'onednn_direct' the same without Winograd's; 'onednn_in_program' as 'onednn' where
     jaxlib's call computes it (`fast_conv.onednn_routes`), Winograd's left as jaxconv's own;
-    'xla' with XLA's everywhere."""
+    'onednn_library' as 'onednn' with oneDNN's backward-data primitive for every input
+    gradient 'onednn' gives jaxlib's call; 'xla' with XLA's everywhere."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown planning variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant == "planned":
         return dict(plans)
+    if variant == "onednn_library":
+        restricted = restrict(plans, "onednn")
+        for key, plan in restricted.items():
+            offered = fast_conv.candidates(*key)["input_grad"]
+            if plan.input_grad == "onednn" and "onednn_library" in offered:
+                restricted[key] = Plan(plan.forward, "onednn_library", plan.kernel_grad)
+        return restricted
     kept = {
         "onednn": ("jaxlib", "library"),
         "onednn_direct": ("jaxlib", "library"),
@@ -320,7 +334,14 @@ def measure_network(
     `fastest_in_rounds` names."""
     variants: dict[str, dict[Key, Plan]] = {}
     # A variant that computes what an earlier one does is that one, and not timed again.
-    for name in ("xla", "planned", "onednn", "onednn_direct", "onednn_in_program"):
+    for name in (
+        "xla",
+        "planned",
+        "onednn",
+        "onednn_library",
+        "onednn_direct",
+        "onednn_in_program",
+    ):
         restricted = restrict(plans, name)
         if restricted not in variants.values():
             variants[name] = restricted

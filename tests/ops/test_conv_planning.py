@@ -59,6 +59,7 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
             # oneDNN's library primitives where the variant allows host calls.
             left_as_planned = {
                 "onednn": {*fast_conv.WINOGRAD, "onednn_winograd", "onednn_library"},
+                "onednn_library": {*fast_conv.WINOGRAD, "onednn_winograd", "onednn_library"},
                 "onednn_direct": {"onednn_library"},
                 "onednn_in_program": set(fast_conv.WINOGRAD),
                 "xla": set(),
@@ -67,6 +68,11 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
                 expected = planned
             elif variant in ("onednn", "onednn_direct"):
                 expected = "onednn" if routes[role] else "xla"
+            elif variant == "onednn_library":
+                expected = "onednn" if routes[role] else "xla"
+                offered = fast_conv.candidates(*key)[role]
+                if role == "input_grad" and expected == "onednn" and "onednn_library" in offered:
+                    expected = "onednn_library"
             elif variant == "onednn_in_program":
                 expected = "onednn" if routes[role] == "jaxlib" else "xla"
             else:
@@ -322,6 +328,18 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     assert conv_planning.restrict(library, "onednn_in_program")[key] == fast_conv.Plan(
         "onednn", "onednn", "xla"
     )
+    # 'onednn_library': as 'onednn', with the backward-data primitive wherever 'onednn' has
+    # jaxlib's call for the input gradient and the primitive is offered.
+    offered = {"forward": ("xla",), "input_grad": ("xla", "onednn", "onednn_library")}
+    monkeypatch.setattr(fast_conv, "candidates", lambda g, dtype="float32": offered)
+    assert conv_planning.restrict(plans, "onednn_library")[key] == fast_conv.Plan(
+        "onednn", "onednn_library", "onednn"
+    )
+    assert conv_planning.restrict(library, "onednn_library")[key] == library[key]
+    offered["input_grad"] = ("xla", "onednn")
+    assert conv_planning.restrict(plans, "onednn_library") == conv_planning.restrict(
+        plans, "onednn"
+    )
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         conv_planning.restrict(plans, "fastest")
 
@@ -337,6 +355,9 @@ def test_the_network_level_check_times_each_distinct_variant():
         expected.add("onednn")
     if "jaxlib" in routes and "library" in routes:
         expected.add("onednn_in_program")
+    onednn = conv_planning.restrict(forced, "onednn")
+    if conv_planning.restrict(forced, "onednn_library") != onednn:
+        expected.add("onednn_library")  # the library's input gradient, not jaxlib's call
     assert set(seconds) == expected
     assert all(value > 0 for value in seconds.values())
     assert variant in expected
@@ -363,6 +384,8 @@ def test_the_network_level_check_times_oneDNN_with_and_without_winograd():
         expected.add("onednn_direct")  # oneDNN's alone: unlike 'xla' wherever it computes
     if routes["input_grad"] == "library":
         expected.add("onednn_in_program")  # XLA's input gradient, not the library's
+    if conv_planning.restrict(forced, "onednn_library") != conv_planning.restrict(forced, "onednn"):
+        expected.add("onednn_library")  # the library's input gradient, not jaxlib's call
     assert set(seconds) == expected
 
 
