@@ -86,9 +86,10 @@ NETWORK_CHECK_REVISION = 3
 # Winograd's left so ('onednn_in_program': each host call costs about a millisecond, which
 # small networks feel, and its threads compete with XLA's where the network gives XLA other
 # work beside it); as 'onednn' with oneDNN's library computing every input gradient it can,
-# where 'onednn' has jaxlib's call on the transposed convolution ('onednn_library': jaxlib's
-# call runs beside the library's, which XLA schedules next to it, and the two compete for the
-# cores: LeNet-5's step took 0.92 of the time with its second layer's input gradient by the
+# where 'onednn' has jaxlib's call on the transposed convolution ('onednn_library': XLA runs
+# a layer's input gradient beside its kernel gradient, a library call, and jaxlib's threads
+# and the library's then compete for the cores, where the library's calls run one at a time:
+# LeNet-5's step took 0.92 of the time with its second layer's input gradient by the
 # library, though timed alone jaxlib's call had been the faster, 0.97 ms against 1.14);
 # XLA's convolution alone ('xla').
 VARIANTS = ("planned", "onednn", "onednn_library", "onednn_direct", "onednn_in_program", "xla")
