@@ -225,34 +225,59 @@ def test_tiled_max_pool_matches_a_loop_and_its_gradient_finds_each_tiles_maximum
 
 
 @pytest.mark.parametrize("window", [2, 3])
-def test_tiled_max_pool_shares_the_gradient_of_a_tied_maximum_equally(window):
+def test_tiled_max_pool_gives_a_tied_maximums_gradient_to_its_first_entry(window):
     # Integers in 0..2 give every kind of tie: whole tiles of one value, two or three winners.
     shape = (3, 2 * window + 1, 4 * window - 1, 5)  # a dropped row and columns
     x = np.random.default_rng(2).integers(0, 3, size=shape).astype(np.float32)
     upstream = np.random.default_rng(3).normal(size=(3, 2, 3, 5)).astype(np.float32)
-    expected = np.zeros_like(x)
-    for i in range(2):
-        for j in range(3):
-            rows, cols = slice(i * window, (i + 1) * window), slice(j * window, (j + 1) * window)
-            tile = x[:, rows, cols]
-            winners = tile == tile.max(axis=(1, 2), keepdims=True)
-            share = upstream[:, i, j][:, None, None] / winners.sum(axis=(1, 2), keepdims=True)
-            expected[:, rows, cols] = np.where(winners, share, 0)
-    grad = jax.jit(jax.grad(lambda v: jnp.sum(layers.pool(v, "max", window) * upstream)))(x)
-    np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6)
-    assert np.count_nonzero(expected) > upstream.size  # more winners than tiles: ties were there
+    expected, tied = np.zeros_like(x), 0
+    for n, i, j, c in np.ndindex(upstream.shape):
+        tile = x[n, i * window : (i + 1) * window, j * window : (j + 1) * window, c]
+        a, b = np.unravel_index(np.argmax(tile), tile.shape)  # the first maximum, row-major
+        expected[n, i * window + a, j * window + b, c] = upstream[n, i, j, c]
+        tied += np.sum(tile == tile.max()) > 1
+    assert tied > upstream.size // 2
+    loss = lambda pool: lambda v: jnp.sum(pool(v) * upstream)
+    grad = jax.jit(jax.grad(loss(lambda v: layers.pool(v, "max", window))))(x)
+    np.testing.assert_array_equal(np.asarray(grad), expected)
+    windowed = lambda v: nn.max_pool(v, (window, window), strides=(window, window))
+    np.testing.assert_array_equal(np.asarray(grad), np.asarray(jax.grad(loss(windowed))(x)))
 
 
 def test_tiled_max_pool_keeps_a_nan_visible_in_the_value_and_the_gradient():
     x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
     x[1, 2, 3, 0] = np.nan  # in the tile (1, 1) of image 1, channel 0
+    x[0, 1, 0, 2] = x[0, 1, 1, 2] = np.nan  # two in the tile (0, 0) of image 0, channel 2
+    x[0, 2:4, 0:2, 1] = -np.inf  # a tile of -inf: its maximum is -inf, its first entry wins
     upstream = np.ones((2, 2, 2, 3), np.float32)
     pooled = np.asarray(layers.tiled_max_pool(jnp.asarray(x), 2))
-    assert np.argwhere(np.isnan(pooled)).tolist() == [[1, 1, 1, 0]]
+    assert np.argwhere(np.isnan(pooled)).tolist() == [[0, 0, 0, 2], [1, 1, 1, 0]]
+    assert pooled[0, 1, 0, 1] == -np.inf
     grad = np.asarray(jax.grad(lambda v: jnp.sum(layers.tiled_max_pool(v, 2) * upstream))(x))
-    # The NaN tile's gradient goes to the NaN alone; every other tile's to its maximum.
+    # A NaN tile's gradient goes to its first NaN alone; every other tile's to its maximum.
     assert grad[1, 2, 3, 0] == 1 and grad[1, 2:4, 2:4, 0].sum() == 1
+    assert grad[0, 1, 0, 2] == 1 and grad[0, 0:2, 0:2, 2].sum() == 1
+    assert grad[0, 2, 0, 1] == 1 and grad[0, 2:4, 0:2, 1].sum() == 1
     assert np.count_nonzero(grad) == upstream.size
+
+
+@pytest.mark.parametrize(
+    "dtype, window",
+    # bfloat16 rounds random values into many ties; a 17x17 tile has more entries than a byte
+    # can number, so the winner's index is kept in a wider integer.
+    [(jnp.bfloat16, 2), (jnp.float32, 17)],
+)
+def test_tiled_max_pool_gradient_matches_the_windowed_max(dtype, window):
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 34, 35, 3)), dtype)
+    rows, cols = 34 // window, 35 // window
+    upstream = jnp.asarray(np.random.default_rng(6).normal(size=(2, rows, cols, 3)), dtype)
+    windowed = lambda v: nn.max_pool(v, (window, window), strides=(window, window))
+    ours, reference = (
+        jax.grad(lambda v, pool=pool: jnp.sum(pool(v) * upstream).astype(jnp.float32))(x)
+        for pool in (lambda v: layers.tiled_max_pool(v, window), windowed)
+    )
+    assert np.count_nonzero(np.asarray(ours, np.float32)) == upstream.size
+    np.testing.assert_array_equal(np.asarray(ours, np.float32), np.asarray(reference, np.float32))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
