@@ -30,17 +30,25 @@ class Conv(nn.Conv):
     The same parameters (`kernel`, `bias`), initial values and outputs as `nn.Conv`; the bias
     is added by `add_bias`, whose gradient is summed quickly over few channels (see there).
     Flax's convolution without its bias runs in this module's scope (`nn.share_scope`), so
-    the parameters keep their names and checkpoints and converted weights fit either."""
+    the parameters keep their names and checkpoints and converted weights fit either.
+
+    `max_pool=(window, strides)` max-pools the convolution before its bias is added (see
+    `ConvLayer`, which uses it): a per-feature constant commutes with a maximum."""
 
     conv_general_dilated: Callable = fast_conv.conv_general_dilated
+    max_pool: tuple[int, int | None] | None = None
 
     @nn.compact
     def __call__(self, inputs: Array) -> Array:
-        if not self.use_bias:
+        if not self.use_bias and self.max_pool is None:
             return super().__call__(inputs)
-        unbiased = self.clone(use_bias=False, parent=self, name="unbiased")
+        unbiased = self.clone(use_bias=False, max_pool=None, parent=self, name="unbiased")
         nn.share_scope(self, unbiased)
         y = unbiased(inputs)
+        if self.max_pool is not None:
+            y = pool(y, "max", *self.max_pool)
+        if not self.use_bias:
+            return y
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
         # y is in the dtype Flax promotes inputs, kernel and bias to (kernel and bias share one).
         return add_bias(y, bias.astype(y.dtype))
@@ -149,6 +157,8 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "silu": nn.silu,
     "identity": lambda x: x,
 }
+# Those a maximum commutes with: f(max(a, b)) == max(f(a), f(b)).
+NON_DECREASING_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 
 POOLING_KINDS = ("max", "avg")
 
@@ -301,6 +311,13 @@ class ConvLayer(nn.Module):
 
     Parameters live under `conv/` (kernel HWIO, bias). `pooling` is None, 'max' or 'avg' with a
     `pool_size` window and non-overlapping strides unless `pool_strides` says otherwise.
+
+    Max pooling commutes with the bias (a per-feature constant) and with an activation that
+    never decreases, so where both hold it comes first: the bias and the activation, and their
+    gradients, then see a quarter of the values (LeNet-5's 2x2 pools), and the pool's gradient
+    is written straight into the convolution's. The values are the same, and so are the
+    gradients, unless adding the bias rounds two entries of a window to a tie. On a 2-core
+    AVX-512 machine LeNet-5's training step took 0.96-0.97 of the time.
     """
 
     features: int
@@ -317,6 +334,8 @@ class ConvLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        activation = activation_by_name(self.activation)
+        pool_first = self.pooling == "max" and self.activation in NON_DECREASING_ACTIVATIONS
         x = Conv(
             self.features,
             (self.kernel_size, self.kernel_size),
@@ -325,10 +344,12 @@ class ConvLayer(nn.Module):
             use_bias=self.use_bias,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            max_pool=(self.pool_size, self.pool_strides) if pool_first else None,
             name="conv",
         )(x)
-        x = activation_by_name(self.activation)(x)
-        return pool(x, self.pooling, self.pool_size, self.pool_strides)
+        if pool_first:
+            return activation(x)
+        return pool(activation(x), self.pooling, self.pool_size, self.pool_strides)
 
 
 def torch_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -61,21 +61,27 @@ def summary(
         input_shape = (1, *input_shape)
     calls: list[tuple[tuple[str, ...], nn.Module, Any, Any]] = []
     running: list[tuple[str, ...]] = []  # the paths whose __call__ is under way
+    innermost_outputs: dict[tuple[str, ...], Any] = {}
 
     def record(next_fun, args, kwargs, context):
         if context.method_name != "__call__":
             return next_fun(*args, **kwargs)
         path = tuple(context.module.path)
         # A layer's own inner call (its parent class's __call__, or a module sharing its
-        # scope, as jaxconv.layers.Conv's) is part of the layer's one row.
+        # scope, as jaxconv.layers.Conv's) is part of the layer's one row, and the innermost
+        # call's output is the row's: that call does the layer's multiply-adds, and what the
+        # layer does to its result (jaxconv.layers.Conv adds a bias, or max-pools and then
+        # adds it) is element-wise work, left out as the activations and pools are.
         inner = path in running
         running.append(path)
         try:
             output = next_fun(*args, **kwargs)
         finally:
             running.pop()
-        if not inner:
-            calls.append((path, context.module, args, output))
+        if inner:
+            innermost_outputs.setdefault(path, output)
+        else:
+            calls.append((path, context.module, args, innermost_outputs.pop(path, output)))
         return output
 
     def init():

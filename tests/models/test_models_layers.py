@@ -53,6 +53,45 @@ def test_conv_layer_is_correlation_then_nonlinearity_then_pooling():
     np.testing.assert_allclose(got[0, :, :, 0], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "activation, pool_size, pool_strides, use_bias",
+    [
+        ("relu", 2, None, True),  # pooled before the bias and the activation
+        ("tanh", 3, 2, True),  # overlapping windows, as AlexNet's
+        ("identity", 2, None, False),
+        ("gelu", 2, None, True),  # not monotone: pooled after the activation
+    ],
+)
+def test_conv_layer_with_max_pooling_matches_flaxs_conv_activation_then_pool(
+    activation, pool_size, pool_strides, use_bias
+):
+    """Same values and gradients as nn.Conv, the activation, then nn.max_pool, in that order,
+    whichever order ConvLayer computes them in."""
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, 11, 12, 3)), jnp.float32)
+    options = dict(padding="SAME", activation=activation, pooling="max", use_bias=use_bias)
+    layer = layers.ConvLayer(5, 3, pool_size=pool_size, pool_strides=pool_strides, **options)
+    variables = layer.init(KEY, x)
+    # A bias that is not zero, so that where it is added matters.
+    variables = jax.tree.map(lambda v: jnp.asarray(rng.normal(size=v.shape), v.dtype), variables)
+
+    def reference(variables, x):
+        y = nn.Conv(5, (3, 3), padding="SAME", use_bias=use_bias).apply(
+            {"params": variables["params"]["conv"]}, x
+        )
+        y = layers.activation_by_name(activation)(y)
+        strides = pool_strides or pool_size
+        return nn.max_pool(y, (pool_size, pool_size), strides=(strides, strides))
+
+    upstream = jnp.asarray(rng.normal(size=reference(variables, x).shape), jnp.float32)
+    loss = lambda f: lambda variables, x: jnp.sum(f(variables, x) * upstream)
+    np.testing.assert_allclose(layer.apply(variables, x), reference(variables, x), atol=1e-6)
+    ours = jax.grad(loss(layer.apply), argnums=(0, 1))(variables, x)
+    expected = jax.grad(loss(reference), argnums=(0, 1))(variables, x)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [8, 9])
 def test_torch_padding_places_stride_two_windows_like_pytorch(size):
     """With padding k // 2 on both sides, a stride-2 convolution is the stride-1 'same' one
