@@ -25,10 +25,12 @@ formulation its `Plan` names:
   (m + 2) x (m + 2) input tile: the tiles and the kernel are transformed (B^T d B, G g G^T),
   multiplied as (m + 2)**2 matrix products (tiles x C) x (C x O), one per transformed position,
   and transformed back (A^T m A): 16 multiplications for 4 outputs (2.25x fewer than the direct
-  form) or 36 for 16 (4x fewer). The input gradient is the same algorithm on the transposed
-  convolution; the kernel gradient is the transpose of the forward map in the kernel. The
-  transforms are memory-bound passes over tiles larger than the input, so these win only
-  where channels are many and images small (the deep layers of ResNet and U-Net).
+  form) or 36 for 16 (4x fewer). The kernel's and the output's transforms are one matrix
+  product each, with the Kronecker squares of G and of A^T. The input gradient is the same
+  algorithm on the transposed convolution; the kernel gradient is the transpose of the
+  forward map in the kernel. The transforms are memory-bound passes over tiles larger than
+  the input, so these win only where channels are many and images small (the deep layers of
+  ResNet and U-Net).
 - 'onednn': oneDNN's convolution, the library PyTorch's CPU convolutions run on. The forward
   pass and the stride-1 input gradient through the custom call jaxlib carries for it
   (jaxconv.ops.onednn, offered where `onednn.available()`); the kernel gradient, and the input
