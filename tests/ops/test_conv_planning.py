@@ -22,6 +22,28 @@ def two_convolutions(x):
 IMAGES = jax.ShapeDtypeStruct((4, 12, 12, 3), jnp.float32)
 
 
+class SimulatedClock:
+    """Stands in for the `time` module in conv_planning: a call that 'sleeps' moves the clock
+    by exactly that much, so a test of the timing logic does not depend on a busy machine's
+    real sleeps (a 1 ms sleep can take 30 ms on a loaded CI runner)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    simulated = SimulatedClock()
+    monkeypatch.setattr(conv_planning, "time", simulated)
+    return simulated
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXCONV_CACHE_DIR", str(tmp_path / "cache"))
@@ -517,9 +539,9 @@ def test_the_fastest_variant_is_judged_round_by_round():
     assert relative == pytest.approx({"a": 1.0, "b": 1.1})
 
 
-def test_calls_in_turns_stop_when_each_has_taken_its_time():
+def test_calls_in_turns_stop_when_each_has_taken_its_time(clock):
     def sleeping(seconds):
-        return lambda: time.sleep(seconds)
+        return lambda: clock.sleep(seconds)
 
     calls = {"a": sleeping(0.001), "b": sleeping(0.0015), "slow": sleeping(0.05)}
     warm, rounds = conv_planning._in_turns(calls, 0.02, 3, 100)
@@ -536,7 +558,7 @@ def test_calls_in_turns_stop_when_each_has_taken_its_time():
     assert set(conv_planning._in_turns(calls, 0.0, 1, 1, drop_above=100)[1][0]) == set(calls)
 
 
-def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others():
+def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others(clock):
     # 'hiccup' is as fast as 'a' but its second call (the first warm-up call) takes 50x as
     # long, as a shared machine's call now and then does.
     counts = {"a": 0, "hiccup": 0, "slow": 0}
@@ -544,7 +566,7 @@ def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others():
     def counted(name, seconds):
         def call():
             counts[name] += 1
-            time.sleep(0.05 if name == "hiccup" and counts[name] == 2 else seconds)
+            clock.sleep(0.05 if name == "hiccup" and counts[name] == 2 else seconds)
 
         return call
 
@@ -568,7 +590,7 @@ def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others():
     assert counts["a"] > 30 and warm["hiccup"] < 0.01
 
 
-def test_the_network_level_check_times_the_training_step_when_given(cache, monkeypatch):
+def test_the_network_level_check_times_the_training_step_when_given(cache, clock, monkeypatch):
     taps = fast_conv.Plan("taps", "col2im", "taps")
     monkeypatch.setattr(conv_planning, "measure", lambda geometry, dtype: (taps, {}))
     keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
@@ -577,7 +599,7 @@ def test_the_network_level_check_times_the_training_step_when_given(cache, monke
 
     def training_step(plans):  # XLA's everywhere is the fastest step here
         built.append(plans)
-        return lambda: time.sleep(0.001 if plans == xla else 0.0015)
+        return lambda: clock.sleep(0.001 if plans == xla else 0.0015)
 
     messages = []
     plans = conv_planning.plan(
@@ -589,5 +611,6 @@ def test_the_network_level_check_times_the_training_step_when_given(cache, monke
     assert "the network's training step" in messages[-1]
     # An outcome of the step's check is not taken for the gradient's, nor the other way.
     (checked,) = conv_planning._cached_networks().items()
+    monkeypatch.setattr(conv_planning, "time", time)  # the gradient's calls take real time
     conv_planning.plan(two_convolutions, IMAGES)
     assert len(conv_planning._cached_networks()) == 2 and checked[1] == "xla"
