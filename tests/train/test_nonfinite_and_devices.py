@@ -111,6 +111,10 @@ def test_keeps_the_newest_checkpoints_and_the_best_one(tmp_path):
     saver.close()
 
 
+# Removing the folder under an in-flight save can leave orbax's background thread calling
+# into its event loop after the loop has closed ("Event loop is closed", raised in that thread
+# and only printed); what this test checks is that the final checkpoint is written again.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("when", ["in_flight", "landed"])
 def test_final_checkpoint_whose_folder_vanished_is_saved_again(tmp_path, when):
     saver = checkpoint.Checkpointer(tmp_path, report=lambda message: None)
