@@ -96,7 +96,13 @@ class Checkpointer:
         self.manager = self._open()
 
     def _open(self) -> ocp.CheckpointManager:
-        return ocp.CheckpointManager(self.directory, options=self._options)
+        manager = ocp.CheckpointManager(self.directory, options=self._options)
+        # The manager removes unfinished saves' temporary folders in a thread of its own, which
+        # only its first save waits for and closing it does not: a manager closed before it
+        # saved (reopened at once) left that thread to remove the next manager's save while it
+        # was written. orbax has no public call that waits for it.
+        getattr(manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
+        return manager
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

@@ -1,5 +1,6 @@
 """Non-finite steps, the best-checkpoint policy, and moving a run between device counts."""
 
+import asyncio
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
+from orbax.checkpoint import checkpoint_manager
 
 from jaxconv.configs import loading
 from jaxconv.train import checkpoint, loop, parallel
@@ -199,6 +201,35 @@ def test_reopening_retries_while_a_deletion_is_still_under_way(tmp_path, monkeyp
     with pytest.raises(checkpoint.CheckpointError, match="could not reopen .*Permission denied"):
         saver._reopen()
     assert len(calls) == checkpoint.MAX_FAILURES_IN_A_ROW
+
+
+def test_a_manager_reopened_at_once_keeps_the_next_save(tmp_path, monkeypatch):
+    # Each manager removes unfinished saves' temporary folders in a thread of its own. Here the
+    # first manager's removal is held back until a save's temporary folder exists, as a busy
+    # machine can hold that thread back; not waited for, it would remove the save of step 3.
+    real_cleanup, cleanups = checkpoint_manager.temporary_paths.cleanup_temporary_paths, []
+
+    async def cleanup_once_a_save_is_under_way(directory, **kwargs):
+        cleanups.append(None)
+        if len(cleanups) == 1:
+            for _ in range(200):  # up to 2 s, the time this test would otherwise wait
+                if list(pathlib.Path(directory).glob("*.orbax-checkpoint-tmp*")):
+                    break
+                await asyncio.sleep(0.01)
+        await real_cleanup(directory, **kwargs)
+
+    monkeypatch.setattr(
+        checkpoint_manager.temporary_paths,
+        "cleanup_temporary_paths",
+        cleanup_once_a_save_is_under_way,
+    )
+    saver = checkpoint.Checkpointer(tmp_path, report=lambda message: None)
+    saver._reopen()
+    state = _tiny_state().replace(step=jnp.asarray(3, jnp.int32))
+    saver.finish(state, iter(grain.MapDataset.range(10).to_iter_dataset()))
+    saver.close()
+    assert len(cleanups) == 2
+    np.testing.assert_array_equal(read_state(tmp_path, 3)["step"], 3)
 
 
 def launch(workdir, devices, steps):
