@@ -609,6 +609,7 @@ def test_the_network_level_check_times_the_training_step_when_given(cache, clock
     assert xla in built and len(built) >= 2  # one step built for each variant timed
     assert all(built.count(variant) == 1 for variant in built)
     assert "the network's training step" in messages[-1]
+    assert "xla 1 ms" in messages[-1]  # the simulated step's median, in milliseconds
     # An outcome of the step's check is not taken for the gradient's, nor the other way.
     (checked,) = conv_planning._cached_networks().items()
     monkeypatch.setattr(conv_planning, "time", time)  # the gradient's calls take real time
