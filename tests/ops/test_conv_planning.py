@@ -428,7 +428,7 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
     )
     assert len(calls) == 1 and set(calls[0].values()) == {fast_conv.Plan("taps")}
     assert set(plans.values()) == {fast_conv.XLA_PLAN}
-    assert "planned 2.000 s, xla 1.000 s; using 'xla' (checked in" in messages[1]
+    assert "planned 2 s, xla 1 s; using 'xla' (checked in" in messages[1]
     # The run's file holds the plans as used; the machine's the measured ones and the outcome.
     assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {fast_conv.XLA_PLAN}
     assert set(conv_planning.read_file(cache).values()) == {fast_conv.Plan("taps")}
