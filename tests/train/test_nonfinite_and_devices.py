@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import types
 
 import grain
 import jax
@@ -145,7 +146,8 @@ def test_saves_failing_while_a_deletion_is_under_way_are_retried_after_waits(tmp
         return real_save(manager, *args, **kwargs)
 
     monkeypatch.setattr(ocp.CheckpointManager, "save", save_after_the_deletion)
-    monkeypatch.setattr(checkpoint.time, "sleep", waits.append)
+    # Only checkpoint's waits: patching time.sleep itself would reach orbax's threads too.
+    monkeypatch.setattr(checkpoint, "time", types.SimpleNamespace(sleep=waits.append))
     state = _tiny_state().replace(step=jnp.asarray(5, jnp.int32))
     saver.save(state, iter(grain.MapDataset.range(10).to_iter_dataset()))
     saver.wait()
@@ -184,7 +186,7 @@ def test_reopening_retries_while_a_deletion_is_still_under_way(tmp_path, monkeyp
         return opened()
 
     monkeypatch.setattr(saver, "_open", open_after_a_vanished_step)
-    monkeypatch.setattr(checkpoint.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(checkpoint, "time", types.SimpleNamespace(sleep=lambda seconds: None))
     saver._reopen()
     assert len(calls) == 2
     state = _tiny_state().replace(step=jnp.asarray(3, jnp.int32))
