@@ -12,11 +12,13 @@ DIR/report/index.html (`--config.report=False` skips it).
 """
 
 import argparse
+import functools
 import os
 import sys
 
-from jaxconv import platform
 from jaxconv.configs import loading
+from jaxconv.cpu import platform
+from jaxconv.errors import ConfigError, JaxconvError, MissingFileError
 
 USAGE = (
     "python launch.py --config experiments/<name>.py[:variant] --workdir runs/<name> "
@@ -39,13 +41,13 @@ def parse_args(argv: list[str]):
     config = loading.load(options.config)
     for item in rest:
         if not item.startswith("--config.") or "=" not in item:
-            raise loading.ConfigError(
+            raise ConfigError(
                 f"unrecognised argument '{item}'; overrides are written --config.<key>=<value>."
             )
         key, _, value = item[len("--config.") :].partition("=")
         loading.override(config, key, value)
     if not options.summary and not options.workdir:
-        raise loading.ConfigError("--workdir is required to train (e.g. --workdir runs/demo).")
+        raise ConfigError("--workdir is required to train (e.g. --workdir runs/demo).")
     return options, config
 
 
@@ -70,8 +72,7 @@ def compare_main(argv: list[str]) -> int:
     options = parser.parse_args(argv)
     missing = [path for path in options.workdirs if not os.path.isdir(path)]
     if missing:
-        print(f"launch.py compare: error: no such workdir: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"no such workdir: {', '.join(missing)}")
     from jaxconv import report
 
     page = report.compare(options.workdirs, options.out)
@@ -92,21 +93,16 @@ def export_main(argv: list[str]) -> int:
         "--dtype", default="float16", choices=("float16", "float32"), help="how floats are stored"
     )
     options = parser.parse_args(argv)
-    from jaxconv.train import restore
+    from jaxconv.workdir import restore
 
-    try:
-        path = restore.export_run(options.workdir, options.out, options.step, options.dtype)
-    except FileNotFoundError as error:
-        print(f"launch.py export: error: {error}", file=sys.stderr)
-        return 2
+    path = restore.export_run(options.workdir, options.out, options.step, options.dtype)
     print(f"Exported: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
 def _write_report(workdir: str, max_examples: int = 1000) -> int:
     if not os.path.isdir(workdir):
-        print(f"launch.py report: error: workdir {workdir} does not exist.", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"workdir {workdir} does not exist; pass a run's --workdir.")
     platform.configure_xla()
     from jaxconv import report
 
@@ -114,25 +110,42 @@ def _write_report(workdir: str, max_examples: int = 1000) -> int:
     return 0
 
 
+def one_line_errors(command: str):
+    """Runs a command so that a problem the user can fix (a JaxconvError) ends it with one
+    line naming the fix and exit status 2; any other exception keeps its traceback, which
+    JAXCONV_TRACEBACK=1 shows for these too."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def run(argv: list[str]) -> int:
+            try:
+                return function(argv)
+            except JaxconvError as error:
+                if os.environ.get("JAXCONV_TRACEBACK"):
+                    raise
+                print(f"{command}: error: {error}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return decorate
+
+
 def main(argv: list[str]) -> int:
     commands = {"report": report_main, "compare": compare_main, "export": export_main}
     if argv and argv[0] in commands:
-        return commands[argv[0]](argv[1:])
-    try:
-        options, config = parse_args(argv)
-    except loading.ConfigError as error:
-        print(f"launch.py: error: {error}", file=sys.stderr)
-        return 2
+        return one_line_errors(f"launch.py {argv[0]}")(commands[argv[0]])(argv[1:])
+    return one_line_errors("launch.py")(train_main)(argv)
+
+
+def train_main(argv: list[str]) -> int:
+    options, config = parse_args(argv)
     note = platform.configure_xla()  # before JAX starts its backend
     import jax
 
-    from jaxconv.train import checkpoint, loop, parallel
+    from jaxconv.train import loop, parallel
 
-    try:
-        started = parallel.initialize_distributed(config)
-    except ValueError as error:
-        print(f"launch.py: error: {error}", file=sys.stderr)
-        return 2
+    started = parallel.initialize_distributed(config)
     # XLA:CPU allocates each step's buffers anew: keep freed memory rather than fault it in.
     kept = platform.keep_freed_memory() if jax.default_backend() == "cpu" else None
     leader = jax.process_index() == 0  # only process 0 speaks for a multi-host job
@@ -142,30 +155,13 @@ def main(argv: list[str]) -> int:
             if line:
                 print(line, flush=True)
 
-    # Errors that are the user's to fix get one clear line; JAXCONV_TRACEBACK=1 shows the rest.
-    expected = (
-        ValueError,
-        KeyError,
-        FileNotFoundError,
-        PermissionError,
-        OSError,  # a full disk, say: one line, nothing saved is touched
-        FloatingPointError,
-        checkpoint.CheckpointError,
-        checkpoint.WorkdirInUseError,
-    )
     try:
         if options.summary:
-            return _print_summary(config, loop)
+            return _print_summary(config)
         summary = _job(config.job)(config, options.workdir)
     except loop.Interrupted as interrupted:
         print(f"launch.py: {interrupted}", file=sys.stderr)
         return 128 + interrupted.signal_number
-    except expected as error:
-        if os.environ.get("JAXCONV_TRACEBACK"):
-            raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"launch.py: error: {message}", file=sys.stderr)
-        return 1
     if leader:
         scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
         print("Summary: " + ", ".join(f"{k} {v}" for k, v in scalars.items()), flush=True)
@@ -201,17 +197,18 @@ def _job(name: str):
 
     jobs = {"train": loop.run, "count_coins": detection.run}
     if name not in jobs:
-        raise ValueError(f"unknown job '{name}'; use one of {', '.join(jobs)}.")
+        raise ConfigError(f"unknown job '{name}'; use one of {', '.join(jobs)}.")
     return jobs[name]
 
 
-def _print_summary(config, loop) -> int:
-    from jaxconv import data, models
+def _print_summary(config) -> int:
+    from jaxconv import data, models, tasks
+    from jaxconv.models.from_config import build_model
 
     source = data.get_source(
         config.data.name, config.data.train_split, config.data.data_dir, config.data
     )
-    model = loop.build_model(config, source.num_classes)
+    model = build_model(config, tasks.get(config.task, config).output_size(source))
     print(models.summary(model, (1, *source.image_shape)))
     return 0
 

@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 
-from jaxconv import platform
+from jaxconv.cpu import platform
 
 platform.configure_xla(os.environ)  # before JAX starts: the flags a jaxconv run uses on CPU
 

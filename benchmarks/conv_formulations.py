@@ -2,20 +2,20 @@
 
     python benchmarks/conv_formulations.py
 
-For each layer below, every formulation that jaxconv.ops.fast_conv can use for each product
+For each layer below, every formulation that jaxconv.cpu.fast_conv can use for each product
 (forward pass, input gradient, kernel gradient) is timed alone in milliseconds, best of a few
-runs, as the planner times it (jaxconv.ops.conv_planning.time_formulation), with the XLA flags
+runs, as the planner times it (jaxconv.cpu.planning.time_formulation), with the XLA flags
 a jaxconv run sets. A dash: the formulation cannot compute that product of that layer (or, for
 oneDNN's, neither jaxlib's call nor oneDNN's library is usable here for it).
 """
 
 import os
 
-from jaxconv import platform
+from jaxconv.cpu import platform
 
 platform.configure_xla(os.environ)  # before JAX starts: the flags a jaxconv run uses
 
-from jaxconv.ops import conv_planning, fast_conv  # noqa: E402
+from jaxconv.cpu import fast_conv, planning  # noqa: E402
 
 SAME_3X3 = ((1, 1), (1, 1))
 ONE = (1, 1)
@@ -51,7 +51,7 @@ def main() -> None:
             cells = []
             for name in names:
                 if name in options:
-                    seconds = conv_planning.time_formulation(role, name, geometry, "float32")
+                    seconds = planning.time_formulation(role, name, geometry, "float32")
                     cells.append(f"{seconds * 1e3:.2f}")
                 else:
                     cells.append("–")

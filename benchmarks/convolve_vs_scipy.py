@@ -27,7 +27,7 @@ KERNEL_SIZES = (3, 9, 31)
 
 
 def machine() -> str:
-    """The CPU (jaxconv.platform.cpu_model), its cores, and JAX's CPU devices."""
+    """The CPU (jaxconv.cpu.platform.cpu_model), its cores, and JAX's CPU devices."""
     devices = jax.local_device_count("cpu")
     return f"{platform.cpu_model()}, {os.cpu_count()} cores, {devices} JAX CPU device(s)"
 

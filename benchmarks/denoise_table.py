@@ -85,10 +85,10 @@ class Network:
     def __init__(self, workdir: pathlib.Path):
         import jax
 
-        from jaxconv.train import restore
+        from jaxconv.workdir import restore
 
         self.workdir = workdir
-        self.config, model, self.variables = restore.load_run(workdir, num_outputs=1)
+        self.config, model, self.variables, _ = restore.load_run(workdir, num_outputs=1)
         unet = "unet" in self.config.model.name
         self.multiple = 2 ** (self.config.model.depth or 0) if unet else 1
         self.apply = jax.jit(lambda variables, x: model.apply(variables, x, train=False))
@@ -129,7 +129,7 @@ def run_name(method: str, sigma: float) -> str:
 def networks(runs: pathlib.Path, sigma: float) -> dict:
     """The trained networks for `sigma`: each from `runs` if trained there, else the exported
     model committed in benchmarks/trained (see its README.md)."""
-    from jaxconv.train import restore
+    from jaxconv.workdir import restore
 
     found = {}
     for method in NETWORKS:
@@ -216,7 +216,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({sigma: json_row(rows) for sigma, rows in results.items()}))
         return
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     print(f"CPU: {platform.cpu_model()}. PSNR (dB) / SSIM per held-out photograph.")
     for sigma, rows in results.items():

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from jaxconv import platform
+from jaxconv.cpu import platform
 
 AUGMENT = "translate:2|flip_horizontal"
 TARGET_IMAGES_PER_S = 20_000
@@ -65,7 +65,9 @@ def step_rate(*, batch_size: int, steps: int) -> float:
     )
     state = strategy.create_state(create)
     train_step = strategy.compile_train_step(
-        step_lib.train_step, loss_and_metrics=tasks.get("classification").loss_and_metrics
+        step_lib.train_step,
+        model=model,
+        loss_and_metrics=tasks.get("classification").loss_and_metrics,
     )
     rng = np.random.default_rng(0)
     batch = {

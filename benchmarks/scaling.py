@@ -28,7 +28,7 @@ model = models.create("lenet5", num_classes=10)
 create = functools.partial(state_lib.create, model, optax.adam(1e-3), (1, 28, 28, 1),
                            jax.random.PRNGKey(0))
 state = strategy.create_state(create)
-train_step = strategy.compile_train_step(step.train_step,
+train_step = strategy.compile_train_step(step.train_step, model=model,
                                          loss_and_metrics=tasks.get("classification").loss_and_metrics)
 rng = np.random.default_rng(0)
 batch = {"image": rng.normal(size=(batch_size, 28, 28, 1)).astype(np.float32),
@@ -55,7 +55,7 @@ print(json.dumps({"steps_per_s": steps / seconds, "images_per_s": steps * batch_
 
 
 def measure(mode: str, devices: int, steps: int) -> dict:
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     env = dict(os.environ)
     platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     results = {
         mode: {count: measure(mode, int(count), args.steps) for count in args.devices.split(",")}

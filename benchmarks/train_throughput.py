@@ -8,8 +8,8 @@ For each model (LeNet-5 on 28x28 batch 128; the CIFAR-style ResNet-18 on 32x32 b
 four variants, each in a process of its own:
 
 - `jaxconv`: jaxconv's training step as a run uses it (jaxconv.train.step under jit, on CPU
-  the convolutions planned by jaxconv.ops.conv_planning, the XLA flags and the allocator
-  setting of jaxconv.platform);
+  the convolutions planned by jaxconv.cpu.planning, the XLA flags and the allocator
+  setting of jaxconv.cpu.platform);
 - `jaxconv_xla`: the same step with `fast_conv` off (XLA's convolutions, same flags);
 - `torch_eager` and `torch_channels_last`: the same network written in PyTorch (CPU build),
   NCHW and channels_last memory formats.
@@ -22,7 +22,7 @@ to 2x over minutes) slows every variant alike, and each round gives a ratio of i
 table shows the ratio over all rounds and the range of the rounds' ratios.
 
 Every process, PyTorch's too, runs with jaxconv's allocator setting
-(jaxconv.platform.keep_freed_memory), so the ratio compares the frameworks and not malloc
+(jaxconv.cpu.platform.keep_freed_memory), so the ratio compares the frameworks and not malloc
 settings. All use SGD with momentum 0.9 on synthetic batches, cross-entropy (per pixel for
 U-Net). The ratio is jaxconv / PyTorch's faster variant. GFLOP/s counts 3x the forward pass's
 FLOPs (jaxconv.models.summary) per image and is set against this machine's float32 matmul peak
@@ -48,7 +48,7 @@ VARIANTS = ("jaxconv", "jaxconv_xla", "torch_eager", "torch_channels_last")
 def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
     """`one_step()`, one training step of `model` as a run takes it (jaxconv.train.step under
     jit on one device, the old state donated; on CPU the convolutions planned by
-    jaxconv.ops.conv_planning where `planned`, and the allocator setting of launch.py) on a
+    jaxconv.cpu.planning where `planned`, and the allocator setting of launch.py) on a
     synthetic batch of `shape`, SGD with momentum 0.9; and the plans."""
     import functools
 
@@ -57,8 +57,8 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
     import numpy as np
     import optax
 
-    from jaxconv import platform, tasks
-    from jaxconv.ops import conv_planning, fast_conv
+    from jaxconv import tasks
+    from jaxconv.cpu import fast_conv, planning, platform
     from jaxconv.train import parallel, step
     from jaxconv.train import state as state_lib
 
@@ -78,18 +78,23 @@ def jaxconv_step(model, shape: tuple, classes: int, task: str, planned: bool):
     plans = None
     if planned and jax.default_backend() == "cpu":
 
-        def forward(variables, images):
-            return model.apply(variables, images, train=True, mutable=["batch_stats"])
+        def forward(convolution, variables, images):
+            planned = model.clone(convolution=convolution)
+            return planned.apply(variables, images, train=True, mutable=["batch_stats"])
+
+        def model_with_plans(plans):
+            return model.clone(convolution=fast_conv.PlannedConvolution.of(plans))
 
         # What the network-level check times: the training step itself, as launch.py's.
         training_step = parallel.trial_steps(
-            strategy, step.train_step, state, lambda: batch, **bound
+            strategy, step.train_step, state, lambda: batch, model_with_plans, **bound
         )
         images = jax.ShapeDtypeStruct(shape, jnp.float32)
-        plans = conv_planning.plan(
+        plans = planning.plan(
             forward, state.variables(), images, log=print, training_step=training_step
         )
-    train_step = strategy.compile_train_step(fast_conv.with_plans(step.train_step, plans), **bound)
+        model = model_with_plans(plans)
+    train_step = strategy.compile_train_step(step.train_step, model=model, **bound)
     arrays = strategy.put_batch(batch)
 
     def one_step():
@@ -108,7 +113,7 @@ def jax_worker(name: str, planned: bool):
     import numpy as np
 
     from jaxconv import models
-    from jaxconv.ops import fast_conv
+    from jaxconv.cpu import fast_conv
 
     size, channels, batch, classes = MODELS[name]
     task = "segmentation" if name == "unet" else "classification"
@@ -228,7 +233,7 @@ def torch_worker(name: str, channels_last: bool):
     """The PyTorch twin's training step, and its thread count."""
     import torch
 
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     platform.keep_freed_memory()  # the same allocator as jaxconv's processes
     size, channels, batch, classes = MODELS[name]
@@ -273,7 +278,7 @@ class Worker:
     def __init__(self, variant: str, model: str):
         env = dict(os.environ)
         if variant.startswith("jaxconv"):
-            from jaxconv import platform
+            from jaxconv.cpu import platform
 
             platform.configure_xla(env)  # the flags a jaxconv run uses, unless XLA_FLAGS is set
         self.name = f"{variant} {model}"
@@ -363,7 +368,7 @@ def main() -> None:
         return serve(*args.worker)
     if args.rounds < 1 or args.seconds <= 0:
         raise SystemExit("--rounds must be at least 1 and --seconds positive")
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     results = {}
     for model in args.models.split(","):

@@ -5,7 +5,7 @@
 Multi-scale zero-mean disk detectors (mean inside a disk minus mean of the ring around it, so
 one threshold serves every radius) give a feature map per radius; peaks of the scale space,
 one per neighbourhood (non-maximum suppression by max pooling), are the coins. Precision and
-recall are printed against hand-checked centres (tests/data/coins_centres.json), and
+recall are printed against hand-checked centres (jaxconv/coins_centres.json), and
 `coins.png` shows the input, the feature map and the detections. Expected: 24 of 24 coins, no
 false detection, in a few seconds on a CPU.
 """

@@ -9,10 +9,10 @@ The classical pipeline that ConvNets learned to replace, built only from `jaxcon
 3. `ops.find_peaks` keeps one response per neighbourhood above a threshold: the detections.
 
 `run(config, workdir)` does this on scikit-image's `coins` photograph, matches the detections to
-the hand-checked centres in `tests/data/coins_centres.json`, prints precision and recall, and
-writes `summary.json` and a figure to `workdir`. Its settings are `config.detection`:
-`radii`, `surround`, `threshold`, `min_distance`, `padding`, `match_tolerance`,
-`reference_path`.
+the hand-checked centres packaged beside this module (`coins_centres.json`), prints
+precision and recall, and writes `summary.json` and a figure to `workdir`. Its settings are
+`config.detection`: `radii`, `surround`, `threshold`, `min_distance`, `padding`,
+`match_tolerance`, `reference_path`.
 """
 
 import json
@@ -25,8 +25,10 @@ import numpy as np
 import scipy.optimize
 
 from jaxconv import ops
+from jaxconv.errors import DataError, MissingFileError
 
-REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The hand-checked (row, col, radius) of the 24 coins of `skimage.data.coins()`.
+PACKAGED_REFERENCE = pathlib.Path(__file__).with_name("coins_centres.json")
 
 
 class Detections(NamedTuple):
@@ -119,16 +121,20 @@ def match(found: np.ndarray, reference: np.ndarray, tolerance: float) -> Match:
     return Match(pairs, precision, recall)
 
 
-def load_reference(path: str | pathlib.Path) -> np.ndarray:
-    """Reference (row, col, radius) rows; a relative path is taken from the repository root."""
-    path = pathlib.Path(path)
-    path = path if path.is_absolute() else REPOSITORY_ROOT / path
+def load_reference(path: str | pathlib.Path = "") -> np.ndarray:
+    """Reference (row, col, radius) rows from a JSON file's "centres"; '' is the packaged one."""
+    path = pathlib.Path(path) if path else PACKAGED_REFERENCE
     if not path.exists():
-        raise FileNotFoundError(
-            f"no reference centres at {path}: set config.detection.reference_path to the "
-            f"coins_centres.json file (it lives in the repository's tests/data/)"
+        raise MissingFileError(
+            f"no reference centres at {path}: set config.detection.reference_path to a JSON "
+            "file with a 'centres' list of [row, col, radius], or '' for skimage's coins."
         )
-    return np.array(json.loads(path.read_text())["centres"], float)
+    try:
+        return np.array(json.loads(path.read_text())["centres"], float).reshape(-1, 3)
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{path} holds no readable 'centres' list of [row, col, radius] ({error})."
+        ) from None
 
 
 def run(config, workdir: str | pathlib.Path) -> dict:

@@ -2,40 +2,42 @@
 
 All blocks take and return NHWC arrays; kernels are HWIO (Flax's layout). Activations and pooling
 are chosen by name so that configs, which hold plain strings, can select them.
+
+What a block computes is in its fields. `convolution` is the function every convolution calls,
+with `lax.conv_general_dilated`'s signature (the default; on CPU the training loop passes a
+`jaxconv.cpu.fast_conv.PlannedConvolution`). `batch_norm_axis` names the mapped device axis
+whose batch statistics batch norm averages over (the pmap strategy's; None under jit, where the
+global batch is one array).
 """
 
-import contextlib
-import contextvars
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from jaxconv.ops import fast_conv
-from jaxconv.ops.pooling import lowest_value
+from jaxconv.cpu.gradients import add_bias, normalize_with_batch_statistics, tiled_max_pool
 
 Array = jax.Array
 Dtype = Any
 
 
-class Conv(nn.Conv):
-    """Flax's convolution, computed by the formulations planned for its shape when a plan is
-    in force (jaxconv.ops.fast_conv; the training loop plans them on CPU), else by XLA.
+Convolution = Callable[..., jax.Array]  # lax.conv_general_dilated's signature
 
-    The same parameters (`kernel`, `bias`), initial values and outputs as `nn.Conv`; the bias
-    is added by `add_bias`, whose gradient is summed quickly over few channels (see there).
+
+class Conv(nn.Conv):
+    """Flax's convolution: the same parameters (`kernel`, `bias`), initial values and outputs
+    as `nn.Conv`, computed by its `conv_general_dilated` field (see the module docstring).
+
+    The bias is added by `add_bias`, whose gradient is summed quickly over few channels.
     Flax's convolution without its bias runs in this module's scope (`nn.share_scope`), so
     the parameters keep their names and checkpoints and converted weights fit either.
 
     `max_pool=(window, strides)` max-pools the convolution before its bias is added (see
     `ConvLayer`, which uses it): a per-feature constant commutes with a maximum."""
 
-    conv_general_dilated: Callable = fast_conv.conv_general_dilated
     max_pool: tuple[int, int | None] | None = None
 
     @nn.compact
@@ -54,60 +56,12 @@ class Conv(nn.Conv):
         return add_bias(y, bias.astype(y.dtype))
 
 
-@jax.custom_vjp
-def add_bias(y: Array, bias: Array) -> Array:
-    """`y + bias`, the bias (of y's dtype) along the last (feature) axis.
-
-    The bias's gradient sums the output gradient over every other axis. XLA:CPU sums an
-    array whose last axis is a few features wide one narrow row at a time: 0.23 ms for
-    LeNet-5's first layer (128x28x28x6) on a 2-core AVX-512 machine. Read as rows of about
-    128 values (several pixels' features side by side), then folded back to the features, it
-    took 0.05 ms, and 0.07 against 0.17 for 11 features; from 16 features on both ways took
-    the same time, so wider arrays are summed as they are. LeNet-5's training step took
-    0.95-0.96 of the time.
-    """
-    return y + bias
-
-
-def _add_bias_forward(y: Array, bias: Array):
-    return y + bias, bias
-
-
-def _add_bias_backward(bias: Array, dy: Array):
-    return dy, sum_over_leading_axes(dy).astype(bias.dtype)
-
-
-add_bias.defvjp(_add_bias_forward, _add_bias_backward)
-
-_NARROW_FEATURES = 16  # fewer features than this are summed in rows of about _ROW_VALUES
-_ROW_VALUES = 128
-
-
-def sum_over_leading_axes(x: Array) -> Array:
-    """`x` summed over every axis but the last, in at least float32: the bias gradient of
-    `add_bias` (see there for the grouping of narrow rows) and batch norm's sums."""
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    features = x.shape[-1]
-    if not 0 < features < _NARROW_FEATURES:
-        return jnp.sum(x, axis=tuple(range(x.ndim - 1)))
-    rows = x.size // features
-    group = _ROW_VALUES // features
-    while rows % group:  # pixels side by side in a row: a divisor of their number
-        group -= 1
-    return x.reshape(-1, group * features).sum(axis=0).reshape(group, features).sum(axis=0)
-
-
 class ConvTranspose(nn.ConvTranspose):
     """Flax's transposed convolution, same parameters and outputs; the 2x2 stride-2 'VALID'
     case (U-Net's up-convolution) is computed as what it is, one matrix product per kernel tap
-    and the four results interleaved (depth to space), where XLA:CPU would run a transposed
-    convolution (the slow spot of U-Net's step in the measured leads).
-
-    One product per tap reads each (C, O) slab of the HWIO kernel where it lies, and its
-    gradient is written there: a single product over all four taps needs the kernel as
-    (C, 2 * 2 * O), a transposed copy in the forward pass and another in every pass of the
-    update over the gradient (U-Net's training step took 0.95 of the time per tap, 2-core
-    AVX-512 machine)."""
+    and the four results interleaved (depth to space), where XLA:CPU would run a slow
+    transposed convolution. One product per tap reads each (C, O) slab of the HWIO kernel
+    where it lies, and its gradient is written there, with no transposed copy of the kernel."""
 
     @nn.compact
     def __call__(self, inputs: Array) -> Array:
@@ -187,86 +141,6 @@ def pool(x: Array, kind: str | None, window: int, strides: int | None = None) ->
     return pool_fn(x, (window, window), strides=(strides, strides))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def tiled_max_pool(x: Array, window: int) -> Array:
-    """Max pooling of NHWC `x` over non-overlapping `window` x `window` tiles ('VALID': rows and
-    columns past the last whole tile are dropped).
-
-    The same values and, NaN aside, the same gradient as `nn.max_pool`, faster on the CPU: XLA
-    differentiates a windowed max (`reduce_window`) with `select_and_scatter`, a scalar loop on
-    XLA:CPU. Here the forward pass is one reduction over the tile's `window**2` strided views
-    that gives each tile's maximum and the position of its winner (a byte per output), and the
-    gradient one elementwise pass that hands each tile's upstream value to that position.
-    XLA:CPU vectorises neither the windowed max nor comparisons that broadcast the pooled map
-    back over its tiles well when the channels are few (6 in LeNet-5), and the stored position
-    keeps the gradient to one cheap pass: an elementwise recount of the winners in the gradient
-    (an earlier version of this function) cost two passes, and XLA fuses any elementwise
-    computation of the position into the gradient pass, where it is redone for every entry. On
-    a 2-core AVX-512 machine LeNet-5's whole training step took 0.90-0.92 of the time it took
-    with the recount, and 0.55 of the time with the windowed max.
-
-    Where a tile's maximum is tied, the first entry in row-major order wins, as in the
-    windowed max (and PyTorch's MaxPool2d). A tile holding NaN has the maximum NaN, and its
-    gradient goes to its first NaN, so a NaN stays visible in the gradient. As a custom VJP it
-    has reverse-mode derivatives only (`jax.grad`, `jax.vjp`), not `jax.jvp`'s forward mode.
-    """
-    return functools.reduce(jnp.maximum, _tile_views(x, window))
-
-
-def _tile_views(x: Array, window: int) -> list[Array]:
-    """The `window**2` strided views of `x`, one per position in the tile in row-major order,
-    each the pooled shape (N, H // window, W // window, C)."""
-    rows, cols = x.shape[1] // window, x.shape[2] // window
-    return [
-        x[:, a : a + rows * window : window, b : b + cols * window : window]
-        for a in range(window)
-        for b in range(window)
-    ]
-
-
-def _maximum_and_winner(views: list[Array]) -> tuple[Array, Array]:
-    """The elementwise maximum of `views` and the index of the first view that holds it (of
-    the first NaN where there is one), as one variadic reduction: a reduction is never fused
-    into its consumers, so the gradient reads the stored index instead of recounting."""
-    values = jnp.stack(views, axis=-1)
-    index_dtype = jnp.uint8 if len(views) <= np.iinfo(np.uint8).max else jnp.int32
-    indices = lax.broadcasted_iota(index_dtype, values.shape, values.ndim - 1)
-
-    def first_of_larger(a, b):  # commutative and associative, as a reduction needs
-        (value_a, index_a), (value_b, index_b) = a, b
-        a_first = index_a < index_b
-        nan_a, nan_b = jnp.isnan(value_a), jnp.isnan(value_b)
-        takes_a = jnp.where(
-            nan_a | nan_b,
-            nan_a & (a_first | ~nan_b),
-            (value_a > value_b) | ((value_a == value_b) & a_first),
-        )
-        return jnp.where(takes_a, value_a, value_b), jnp.where(takes_a, index_a, index_b)
-
-    start = (lowest_value(values.dtype), np.array(np.iinfo(index_dtype).max, index_dtype))
-    return lax.reduce((values, indices), start, first_of_larger, (values.ndim - 1,))
-
-
-def _tiled_max_pool_forward(x: Array, window: int):
-    pooled, winner = _maximum_and_winner(_tile_views(x, window))
-    return pooled, (winner, x.shape)
-
-
-def _tiled_max_pool_backward(window: int, residuals, upstream: Array):
-    winner, (batch, height, width, channels) = residuals
-    rows, cols = winner.shape[1:3]
-    # Tile position (a, b) is index a * window + b, laid out as the tiles' rows and columns.
-    positions = jnp.arange(window * window, dtype=winner.dtype).reshape(window, 1, window, 1)
-    grad = jnp.where(
-        winner[:, :, None, :, None, :] == positions, upstream[:, :, None, :, None, :], 0
-    ).reshape(batch, rows * window, cols * window, channels)
-    dropped = ((0, 0), (0, height - rows * window), (0, width - cols * window), (0, 0))
-    return (jnp.pad(grad, dropped),)
-
-
-tiled_max_pool.defvjp(_tiled_max_pool_forward, _tiled_max_pool_backward)
-
-
 def adaptive_avg_pool(x: Array, output_size: tuple[int, int]) -> Array:
     """Average pooling of NHWC `x` to a fixed (H, W), with the bins of PyTorch's AdaptiveAvgPool2d.
 
@@ -316,8 +190,7 @@ class ConvLayer(nn.Module):
     never decreases, so where both hold it comes first: the bias and the activation, and their
     gradients, then see a quarter of the values (LeNet-5's 2x2 pools), and the pool's gradient
     is written straight into the convolution's. The values are the same, and so are the
-    gradients, unless adding the bias rounds two entries of a window to a tie. On a 2-core
-    AVX-512 machine LeNet-5's training step took 0.96-0.97 of the time.
+    gradients, unless adding the bias rounds two entries of a window to a tie.
     """
 
     features: int
@@ -329,6 +202,7 @@ class ConvLayer(nn.Module):
     pool_size: int = 2
     pool_strides: int | None = None
     use_bias: bool = True
+    convolution: Convolution = lax.conv_general_dilated
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -345,6 +219,7 @@ class ConvLayer(nn.Module):
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             max_pool=(self.pool_size, self.pool_strides) if pool_first else None,
+            conv_general_dilated=self.convolution,
             name="conv",
         )(x)
         if pool_first:
@@ -384,6 +259,8 @@ class ConvNormAct(nn.Module):
     use_bias: bool | None = None
     kernel_init: Callable = he_normal
     norm_scale_init: Callable = nn.initializers.ones
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -397,52 +274,43 @@ class ConvNormAct(nn.Module):
             padding=self.padding,
             use_bias=use_bias,
             kernel_init=self.kernel_init,
+            conv_general_dilated=self.convolution,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name="conv",
         )(x)
         if self.batch_norm:
-            x = batch_norm(train, self.dtype, self.param_dtype, self.norm_scale_init, "norm")(x)
+            norm = batch_norm(
+                train, self.dtype, self.param_dtype, self.batch_norm_axis, self.norm_scale_init
+            )
+            x = norm(name="norm")(x)
         return activation_by_name(self.activation)(x)
-
-
-# The device axis that batch norm reduces its statistics over, set by the pmap strategy while
-# it traces a step (jaxconv.train.parallel); None everywhere else. Under jit no axis is needed:
-# the global batch is one array and its statistics are already global.
-_BATCH_NORM_AXIS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "batch_norm_axis", default=None
-)
-
-
-@contextlib.contextmanager
-def batch_norm_axis(axis_name: str | None):
-    """Within this block, every `batch_norm` layer averages its batch statistics over the
-    mapped device axis `axis_name` (cross-device "synchronised" batch norm)."""
-    token = _BATCH_NORM_AXIS.set(axis_name)
-    try:
-        yield
-    finally:
-        _BATCH_NORM_AXIS.reset(token)
 
 
 def batch_norm(
     train: bool,
     dtype: Dtype,
     param_dtype: Dtype,
+    axis_name: str | None = None,
     scale_init: Callable = nn.initializers.ones,
-    name: str | None = None,
-) -> "BatchNorm":
-    """A BatchNorm with PyTorch's momentum and epsilon, using batch statistics when training."""
-    return BatchNorm(
-        use_running_average=not train,
-        axis_name=_BATCH_NORM_AXIS.get() if train else None,
-        momentum=0.9,
-        epsilon=1e-5,
-        scale_init=scale_init,
-        dtype=dtype,
-        param_dtype=param_dtype,
-        name=name,
-    )
+):
+    """A BatchNorm factory (call it with `name=...`, `scale_init=...`) with PyTorch's momentum
+    and epsilon, using batch statistics when training, averaged over the mapped device axis
+    `axis_name` when given (cross-device "synchronised" batch norm)."""
+
+    def make(name: str | None = None, scale_init: Callable = scale_init) -> BatchNorm:
+        return BatchNorm(
+            use_running_average=not train,
+            axis_name=axis_name if train else None,
+            momentum=0.9,
+            epsilon=1e-5,
+            scale_init=scale_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            name=name,
+        )
+
+    return make
 
 
 class BatchNorm(nn.Module):
@@ -483,74 +351,6 @@ class BatchNorm(nn.Module):
         return y.astype(dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def normalize_with_batch_statistics(
-    x: Array, scale: Array, bias: Array, epsilon: float, axis_name: str | None = None
-) -> tuple[Array, Array, Array]:
-    """(y, mean, var): `x` normalised with its own per-feature (last axis) mean and variance,
-    then scaled and shifted, all in float32; the statistics span `axis_name` too when given.
-
-    The gradient is batch norm's closed form: one pass for the sums of dy and dy * x_hat, one
-    for dx. Autodiff of the forward pass gave XLA:CPU more passes over the activations and a
-    materialised x - mean: on a 2-core AVX-512 machine the gradient through batch norm and a
-    ReLU took 0.7-0.9 of the time (ResNet-18's and U-Net's shapes), whole training steps of
-    ResNet-18 and U-Net 0.97-0.99. As a custom VJP it has reverse-mode derivatives only, not
-    `jax.jvp`'s forward mode (evaluation mode, with the running statistics, has both)."""
-    y, mean, var, _ = _batch_statistics_forward(x, scale, bias, epsilon, axis_name)
-    return y, mean, var
-
-
-def _feature_sums(values: list[Array], axis_name: str | None) -> list[Array]:
-    """Each array summed over every axis but the last, and across `axis_name` when given (in
-    one collective), in at least float32."""
-    sums = [sum_over_leading_axes(value) for value in values]
-    if axis_name is None:
-        return sums
-    return list(jax.lax.psum(jnp.stack(sums), axis_name))
-
-
-def _count(x: Array, axis_name: str | None) -> Array:
-    count = jnp.asarray(x.size // x.shape[-1], jnp.float32)
-    return count if axis_name is None else jax.lax.psum(count, axis_name)
-
-
-def _batch_statistics_forward(x, scale, bias, epsilon, axis_name):
-    wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    count = _count(x, axis_name)
-    total, total_of_squares = _feature_sums([wide, jnp.square(wide)], axis_name)
-    mean = total / count
-    var = jnp.maximum(total_of_squares / count - jnp.square(mean), 0)
-    inverse_std = jax.lax.rsqrt(var + epsilon)
-    y = (wide - mean) * (inverse_std * scale) + bias
-    return y, mean, var, inverse_std
-
-
-def _normalize_forward(x, scale, bias, epsilon, axis_name):
-    y, mean, var, inverse_std = _batch_statistics_forward(x, scale, bias, epsilon, axis_name)
-    return (y, mean, var), (x, mean, inverse_std, scale)
-
-
-def _normalize_backward(epsilon, axis_name, residuals, cotangents):
-    del epsilon
-    x, mean, inverse_std, scale = residuals
-    dy, dmean, dvar = cotangents
-    centred = x.astype(mean.dtype) - mean
-    x_hat = centred * inverse_std
-    # The parameters' gradients are this device's share (the step sums them across devices);
-    # dx needs the whole batch's sums, since the statistics were the whole batch's.
-    dbias, dscale = _feature_sums([dy, dy * x_hat], None)
-    count = _count(x, axis_name)
-    total_dbias, total_dscale = (
-        (dbias, dscale) if axis_name is None else jax.lax.psum((dbias, dscale), axis_name)
-    )
-    dx = (scale * inverse_std) * (dy - (total_dbias + x_hat * total_dscale) / count)
-    dx = dx + (dmean + 2 * dvar * centred) / count  # through the returned statistics
-    return dx.astype(x.dtype), dscale.astype(scale.dtype), dbias.astype(scale.dtype)
-
-
-normalize_with_batch_statistics.defvjp(_normalize_forward, _normalize_backward)
-
-
 UPSAMPLING_METHODS = ("transpose", "bilinear")
 
 
@@ -567,6 +367,7 @@ class UpSample(nn.Module):
     features: int
     method: str = "transpose"
     use_bias: bool = True
+    convolution: Convolution = lax.conv_general_dilated
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -580,7 +381,14 @@ class UpSample(nn.Module):
         if self.method == "bilinear":
             batch, height, width, channels = x.shape
             x = jax.image.resize(x, (batch, 2 * height, 2 * width, channels), "bilinear")
-            return Conv(self.features, (3, 3), padding="SAME", name="conv", **layer)(x)
+            return Conv(
+                self.features,
+                (3, 3),
+                padding="SAME",
+                conv_general_dilated=self.convolution,
+                name="conv",
+                **layer,
+            )(x)
         raise ValueError(
             f"unknown up-sampling {self.method!r}; known: {', '.join(UPSAMPLING_METHODS)}"
         )

@@ -25,7 +25,7 @@ os.environ["JAXCONV_CACHE_DIR"] = str(_cache)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_cache / "xla")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
-from jaxconv import platform  # noqa: E402  (after the variables above)
+from jaxconv.cpu import platform  # noqa: E402  (after the variables above)
 
 # Tests compile far more than they run. With LLVM's optimisations at level 1 instead of the
 # default, XLA compiles a model's random initialisers ~5x faster (a small U-Net's initial

@@ -14,7 +14,7 @@ import skimage.data
 from jaxconv import detection, ops
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REFERENCE_PATH = pathlib.Path(__file__).parent / "data" / "coins_centres.json"
+REFERENCE_PATH = detection.PACKAGED_REFERENCE
 SETTINGS = {
     "radii": tuple(range(12, 42, 2)),
     "surround": 1.5,

@@ -8,7 +8,36 @@ the dataset's own number of classes).
 
 import ml_collections
 
-from jaxconv.transfer.merge import CLASS_LAYERS
+# The layers whose shape follows the number of classes: the head, and a deeply supervised
+# U-Net's auxiliary heads. Not loading them lets a pretrained model serve any class count
+# (transfer.dont_load's default).
+CLASS_LAYERS = ("head/.*", r"auxiliary\d+/.*")
+
+# Dataset options: each key of `config.data` that a dataset's `load` may read, with its type.
+# None keeps the dataset's own default; setting one the chosen dataset does not read is an
+# error (jaxconv/data/__init__.py).
+DATASET_OPTIONS = {
+    "image_size": int,
+    "channels": int,
+    "num_classes": int,
+    "label_key": str,
+    "in_memory": bool,
+    "seed": int,
+    "num_train_examples": int,
+    "num_test_examples": int,
+    "canvas_size": int,
+    "items_per_canvas": tuple,
+    "train_items_per_canvas": tuple,
+    "scale_range": tuple,
+    "train_rotation": float,
+    "train_shear": float,
+    "item_dataset": str,
+    "patch_size": int,
+    "sigma": float,
+    "sigma_range": tuple,
+    "test_images": tuple,
+    "test_tile_size": int,
+}
 
 
 def _model() -> ml_collections.ConfigDict:
@@ -46,31 +75,7 @@ def _data() -> ml_collections.ConfigDict:
     # A number, or a tuple with one value per channel.
     data.mean = ml_collections.FieldReference(0.0, field_type=object)
     data.std = ml_collections.FieldReference(1.0, field_type=object)
-    # Dataset options; None keeps the dataset's own default, and setting one that the chosen
-    # dataset does not read is an error (see jaxconv/data/__init__.py).
-    optional = {
-        "image_size": int,
-        "channels": int,
-        "num_classes": int,
-        "label_key": str,
-        "in_memory": bool,
-        "seed": int,
-        "num_train_examples": int,
-        "num_test_examples": int,
-        "canvas_size": int,
-        "items_per_canvas": tuple,
-        "train_items_per_canvas": tuple,
-        "scale_range": tuple,
-        "train_rotation": float,
-        "train_shear": float,
-        "item_dataset": str,
-        "patch_size": int,
-        "sigma": float,
-        "sigma_range": tuple,
-        "test_images": tuple,
-        "test_tile_size": int,
-    }
-    for key, field_type in optional.items():
+    for key, field_type in DATASET_OPTIONS.items():
         data[key] = ml_collections.FieldReference(None, field_type=field_type)
     # A labelled-data budget: this many training examples per class (None: all of them).
     data.examples_per_class = ml_collections.FieldReference(None, field_type=int)
@@ -129,7 +134,8 @@ def _detection() -> ml_collections.ConfigDict:
     detection.min_distance = 15
     detection.padding = "symmetric"
     detection.match_tolerance = 6.0  # pixels between a detection and a reference centre
-    detection.reference_path = "tests/data/coins_centres.json"
+    # The true centres to score against; '' uses the ones packaged for skimage's coins image.
+    detection.reference_path = ""
     return detection
 
 
@@ -181,7 +187,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_mode = "max"  # max | min
     config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
     # On CPU, time each convolution's formulations (per-tap GEMMs, im2col, XLA's own) for its
-    # shape and train with the fastest (jaxconv/ops/conv_planning.py; the choices are kept in
+    # shape and train with the fastest (jaxconv/cpu/planning.py; the choices are kept in
     # workdir/conv_plans.json). False: XLA's convolution everywhere. Other platforms: XLA's.
     config.fast_conv = True
     # TensorBoard shows the predictions on this many evaluation examples at each evaluation

@@ -13,9 +13,9 @@ import pathlib
 
 import ml_collections
 
+from jaxconv.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message says how to fix it."""
+__all__ = ["ConfigError", "flat_keys", "load", "override", "parse_variant"]
 
 
 def load(spec: str) -> ml_collections.ConfigDict:

@@ -5,96 +5,63 @@
 `num_classes` and `image_shape` a model is built for. `name` is one of `names()`, or
 `tfds:<catalog name>` for any TFDS catalog dataset.
 
-Dataset options come from `config.data` (pass the whole ConfigDict as `options`): each dataset
-reads the keys it declares in `_DATASETS`; a key left at None keeps the dataset's own default,
-and setting a key the dataset does not read is an error rather than silently ignored.
+Dataset options come from `config.data` (pass the whole ConfigDict as `options`); the keys are
+declared once, in `jaxconv.configs.base.DATASET_OPTIONS`, and each dataset reads those its
+`load(split, data_dir, ...)` names as keyword parameters. A key left at None keeps the
+dataset's own default, and setting a key the dataset does not read is an error rather than
+silently ignored.
 """
 
 import dataclasses
+import functools
 import importlib
+import inspect
 from collections.abc import Mapping
 
+from jaxconv.configs.base import DATASET_OPTIONS
 from jaxconv.data import subset
 from jaxconv.data.source import ArraySource, RecordSource
+from jaxconv.errors import ConfigError
 
-# Every key of `config.data` that is a dataset option (the rest configure the pipeline).
-OPTION_KEYS = (
-    "image_size",
-    "channels",
-    "num_classes",
-    "label_key",
-    "in_memory",
-    "seed",
-    "num_train_examples",
-    "num_test_examples",
-    "canvas_size",
-    "items_per_canvas",
-    "train_items_per_canvas",
-    "scale_range",
-    "train_rotation",
-    "train_shear",
-    "item_dataset",
-    "patch_size",
-    "sigma",
-    "sigma_range",
-    "test_images",
-    "test_tile_size",
-)
+OPTION_KEYS = tuple(DATASET_OPTIONS)
 CATALOG_PREFIX = "tfds:"
 SPLITS = ("train", "test")
 
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Where a dataset's `load(split, data_dir, **options)` lives, the options it reads (the
-    catalog's `load` takes the catalog name first), and the splits it has.
+    """Where a dataset's `load(split, data_dir, **options)` lives and the splits it has (the
+    catalog's `load` takes the catalog name first).
 
     Modules are imported on first use, so naming a dataset costs only its own imports.
     """
 
     module: str
-    options: tuple[str, ...] = ()
     splits: tuple[str, ...] = SPLITS
 
+    @functools.cached_property
+    def _load(self):
+        return importlib.import_module(f"jaxconv.data.{self.module}").load
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The dataset options its `load` reads: its parameters named in DATASET_OPTIONS."""
+        parameters = inspect.signature(self._load).parameters
+        return tuple(name for name in parameters if name in DATASET_OPTIONS)
+
     def load(self, *arguments, options: dict):
-        return importlib.import_module(f"jaxconv.data.{self.module}").load(*arguments, **options)
+        return self._load(*arguments, **options)
 
 
 _DATASETS: dict[str, Dataset] = {
     "mnist_5k": Dataset("mnist_5k"),
     "digits": Dataset("digits"),
-    "fashion_mnist": Dataset("fashion_mnist", ("in_memory",)),
-    "image_folder": Dataset("image_folder", ("image_size", "channels", "num_classes")),
-    "scattered_digits": Dataset(
-        "scattered_digits",
-        (
-            "seed",
-            "num_train_examples",
-            "num_test_examples",
-            "canvas_size",
-            "items_per_canvas",
-            "train_items_per_canvas",
-            "scale_range",
-            "train_rotation",
-            "train_shear",
-            "item_dataset",
-        ),
-    ),
-    "noisy_patches": Dataset(
-        "noisy_patches",
-        (
-            "seed",
-            "num_train_examples",
-            "patch_size",
-            "sigma",
-            "sigma_range",
-            "test_images",
-            "test_tile_size",
-        ),
-        splits=("train", "validation", "test"),
-    ),
+    "fashion_mnist": Dataset("fashion_mnist"),
+    "image_folder": Dataset("image_folder"),
+    "scattered_digits": Dataset("scattered_digits"),
+    "noisy_patches": Dataset("noisy_patches", splits=("train", "validation", "test")),
 }
-_CATALOG = Dataset("catalog", ("image_size", "label_key", "num_classes", "in_memory"))
+_CATALOG = Dataset("catalog")
 
 
 def names() -> list[str]:
@@ -105,7 +72,7 @@ def _dataset(name: str) -> Dataset:
     if name.startswith(CATALOG_PREFIX):
         return _CATALOG
     if name not in _DATASETS:
-        raise KeyError(
+        raise ConfigError(
             f"unknown dataset '{name}'; known datasets: {', '.join(names())}, or "
             f"'{CATALOG_PREFIX}<name>' for a TFDS catalog dataset (e.g. 'tfds:cifar10')."
         )
@@ -122,7 +89,7 @@ def chosen_options(name: str, dataset: Dataset, options: Mapping | None) -> dict
     unread = sorted(set(chosen) - set(dataset.options))
     if unread:
         reads = ", ".join(dataset.options) or "none"
-        raise ValueError(
+        raise ConfigError(
             f"dataset '{name}' does not read data.{', data.'.join(unread)}; leave "
             f"{'it' if len(unread) == 1 else 'them'} at None (its options: {reads})."
         )
@@ -138,7 +105,7 @@ def get_source(name: str, split: str, data_dir: str | None = None, options: Mapp
     if dataset is _CATALOG:
         source = dataset.load(name.removeprefix(CATALOG_PREFIX), split, data_dir, options=chosen)
     elif split not in dataset.splits:
-        raise ValueError(
+        raise ConfigError(
             f"unknown split '{split}' of dataset '{name}'; it has {', '.join(dataset.splits)}."
         )
     else:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxconv.errors import ConfigError
+
 # An operation: (batch, rng, global_size, rows) -> batch. It draws parameters for all
 # `global_size` examples of the global batch and applies `rows`, this process's part of them.
 Operation = Callable[[dict, np.random.Generator, int, slice], dict]
@@ -78,7 +80,7 @@ def parse(spec: str) -> Operation:
     for item in filter(None, (part.strip() for part in spec.split("|"))):
         name, _, argument = item.partition(":")
         if name not in OPERATIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown augmentation '{name}' in data.augment='{spec}'; known: "
                 f"{', '.join(sorted(OPERATIONS))} (e.g. 'translate:2|flip_horizontal')."
             )

@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 
 from jaxconv.data import imaging
 from jaxconv.data.source import RecordSource, fits_in_memory, to_memory
+from jaxconv.errors import ConfigError, DataError, DependencyError, UnreachableError
 
 DATA_DIR_VARIABLE = "JAXCONV_DATA_DIR"
 # TFDS's public bucket, where `try_gcs` finds prepared datasets; answering means online.
@@ -82,7 +83,7 @@ def check_reachable(address: tuple[str, int] | None = None, timeout: float | Non
     thread.join(timeout)
     error = outcome.get("error", f"no answer within {timeout:g} s")
     if error is not None:
-        raise ConnectionError(f"{address[0]}:{address[1]} is unreachable ({error})")
+        raise UnreachableError(f"{address[0]}:{address[1]} is unreachable ({error})")
 
 
 def open_records(name: str, split: str, data_dir: str | None = None):
@@ -98,7 +99,7 @@ def open_records(name: str, split: str, data_dir: str | None = None):
     try:
         check_reachable()
     except ConnectionError as error:
-        raise ConnectionError(
+        raise UnreachableError(
             f"TFDS dataset '{name}' is not prepared in {where} and cannot be downloaded: "
             f"{error}. Prepare it on a machine with network access "
             f"(python -c \"import tensorflow_datasets as tfds; tfds.data_source('{name}')\") and "
@@ -110,7 +111,7 @@ def open_records(name: str, split: str, data_dir: str | None = None):
     except ModuleNotFoundError as error:
         if error.name != "tensorflow":
             raise
-        raise ModuleNotFoundError(
+        raise DependencyError(
             f"preparing TFDS dataset '{name}' from its original files needs TensorFlow, which "
             "TFDS uses to encode images: pip install tensorflow (reading prepared array_record "
             "files does not need it)."
@@ -122,7 +123,7 @@ def builder_info(name: str, data_dir: str | None = None):
     try:
         return tfds.builder(name, data_dir=tfds_dir(data_dir)).info
     except tfds.core.registered.DatasetNotFoundError:
-        raise KeyError(
+        raise ConfigError(
             f"'{name}' is not a TFDS catalog dataset; see "
             "https://www.tensorflow.org/datasets/catalog/overview for the names."
         ) from None
@@ -131,7 +132,7 @@ def builder_info(name: str, data_dir: str | None = None):
 def _label_spec(name, info, label_key, num_classes) -> tuple[MaskLabels | None, int]:
     """Whether labels are per-pixel (and how), and how many classes they range over."""
     if label_key not in info.features:
-        raise KeyError(
+        raise ConfigError(
             f"tfds:{name} has no feature '{label_key}' for data.label_key; its features: "
             f"{', '.join(sorted(info.features))}."
         )
@@ -141,7 +142,7 @@ def _label_spec(name, info, label_key, num_classes) -> tuple[MaskLabels | None, 
         return known, num_classes or known.num_classes
     num_classes = num_classes or getattr(feature, "num_classes", None)
     if not num_classes:
-        raise ValueError(
+        raise DataError(
             f"tfds:{name} does not say how many classes '{label_key}' has; set data.num_classes."
         )
     per_pixel = len(feature.shape) >= 2
@@ -193,7 +194,7 @@ def load(
     mask, num_classes = _label_spec(name, info, label_key, num_classes)
     stored_shape = tuple(info.features["image"].shape)
     if image_size is None and None in stored_shape[:2]:
-        raise ValueError(
+        raise DataError(
             f"tfds:{name} has images of varying size; set data.image_size (e.g. 128) to resize "
             "them (and their per-pixel labels) to one size."
         )

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from jaxconv.data import catalog, idx
 from jaxconv.data.source import RecordSource, fits_in_memory, to_memory
+from jaxconv.errors import DataError, MissingFileError
 
 DEBIAN_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 # split -> (images, labels), the names the files are distributed under.
@@ -73,14 +74,14 @@ def read_split(images_path: pathlib.Path, labels_path: pathlib.Path):
     """The (N, 28, 28, 1) uint8 images and (N,) labels of one split, checked."""
     images, labels = idx.read(images_path), idx.read(labels_path)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE[:2] or images.dtype != np.uint8:
-        raise ValueError(f"{images_path} holds {images.dtype} {images.shape}, not N 28x28 uint8.")
+        raise DataError(f"{images_path} holds {images.dtype} {images.shape}, not N 28x28 uint8.")
     if labels.shape != images.shape[:1]:
-        raise ValueError(
+        raise DataError(
             f"{labels_path} holds {labels.shape[0] if labels.ndim else 0} labels for "
             f"{len(images)} images in {images_path}."
         )
     if labels.size and labels.max() >= len(CLASS_NAMES):
-        raise ValueError(f"{labels_path} holds label {labels.max()}; Fashion-MNIST has 0-9.")
+        raise DataError(f"{labels_path} holds label {labels.max()}; Fashion-MNIST has 0-9.")
     return images[..., None], labels.astype(np.int64)
 
 
@@ -148,7 +149,7 @@ def _records(split: str, data_dir: str | None):
     try:
         return catalog.open_records("fashion_mnist", split, data_dir)
     except (ConnectionError, ModuleNotFoundError) as error:
-        raise FileNotFoundError(missing_message(data_dir, error)) from error
+        raise MissingFileError(missing_message(data_dir, error)) from error
 
 
 def _example(record: dict) -> dict:

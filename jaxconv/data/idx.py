@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from jaxconv.errors import DataError
+
 # type code -> big-endian numpy dtype of the values.
 DTYPES = {
     0x08: np.dtype(">u1"),
@@ -31,18 +33,18 @@ def parse(raw: bytes, name: str = "IDX data") -> np.ndarray:
     the header, which is what a truncated or corrupt download looks like.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in DTYPES:
-        raise ValueError(
+        raise DataError(
             f"{name} is not an IDX file: its magic number is {raw[:4].hex() or 'missing'}, "
             "expected 0000 followed by a type code (08 for uint8) and the number of dimensions."
         )
     dtype, ndim = DTYPES[raw[2]], raw[3]
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
-        raise ValueError(f"{name} is truncated inside its header.")
+        raise DataError(f"{name} is truncated inside its header.")
     shape = tuple(int.from_bytes(raw[4 + 4 * d : 8 + 4 * d], "big") for d in range(ndim))
     expected = header_size + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(
+        raise DataError(
             f"{name} holds {len(raw):,} bytes but its header {shape} of {dtype.name} says "
             f"{expected:,}: the file is truncated or corrupt."
         )
@@ -58,7 +60,7 @@ def read(path: str | pathlib.Path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"{path} is a corrupt gzip file ({error}).") from error
+            raise DataError(f"{path} is a corrupt gzip file ({error}).") from error
     return parse(raw, name=str(path))
 
 
@@ -67,7 +69,7 @@ def write(path: str | pathlib.Path, values: np.ndarray) -> None:
     codes = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
     native = np.dtype(values.dtype).newbyteorder("=")
     if native not in codes:
-        raise ValueError(f"IDX cannot store {values.dtype}; use one of {sorted(map(str, codes))}.")
+        raise DataError(f"IDX cannot store {values.dtype}; use one of {sorted(map(str, codes))}.")
     header = bytes([0, 0, codes[native], values.ndim])
     header += b"".join(size.to_bytes(4, "big") for size in values.shape)
     body = np.ascontiguousarray(values, DTYPES[codes[native]]).tobytes()

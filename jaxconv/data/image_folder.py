@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxconv.data import imaging
 from jaxconv.data.source import ArraySource
+from jaxconv.errors import DataError, MissingFileError
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -30,13 +31,13 @@ SPLIT_SEED = 0
 
 def _root(data_dir: str | None) -> pathlib.Path:
     if not data_dir:
-        raise ValueError(
+        raise DataError(
             "dataset 'image_folder' reads the folder in data.data_dir; set it, e.g. "
             "--config.data.data_dir=/path/to/images (layout: see jaxconv/data/image_folder.py)."
         )
     root = pathlib.Path(data_dir).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data.data_dir={root} is not a folder.")
+        raise MissingFileError(f"data.data_dir={root} is not a folder.")
     return root
 
 
@@ -59,7 +60,7 @@ def _hold_out(items: list, split: str) -> list:
 def class_names(folder: pathlib.Path) -> tuple[str, ...]:
     names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."))
     if not names:
-        raise FileNotFoundError(f"{folder} holds no class subfolders (one per class).")
+        raise MissingFileError(f"{folder} holds no class subfolders (one per class).")
     return names
 
 
@@ -67,7 +68,7 @@ def classified_files(folder: pathlib.Path, names: tuple[str, ...]) -> list[tuple
     """(path, class id) of every image in `folder`'s class subfolders named in `names`."""
     unknown = sorted(set(class_names(folder)) - set(names))
     if unknown:
-        raise ValueError(f"{folder} has classes {unknown} that the training split lacks.")
+        raise DataError(f"{folder} has classes {unknown} that the training split lacks.")
     return [
         (path, label)
         for label, name in enumerate(names)
@@ -82,7 +83,7 @@ def paired_files(folder: pathlib.Path) -> list[tuple]:
     images = imaging.image_files(folder / "images")
     unmatched = [path.name for path in images if path.stem not in masks]
     if unmatched:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(unmatched)} images in {folder / 'images'} have no mask of the same name in "
             f"{folder / 'masks'} (first: {unmatched[0]})."
         )
@@ -96,7 +97,7 @@ def _stack_images(paths, image_size, channels) -> np.ndarray:
         if image_size is not None:
             image = imaging.resize_image(image, image_size)
         elif images and image.shape != images[0].shape:
-            raise ValueError(
+            raise DataError(
                 f"{path} is {image.shape[1]}x{image.shape[0]} but {paths[0]} is "
                 f"{images[0].shape[1]}x{images[0].shape[0]}; set data.image_size to resize all."
             )
@@ -123,14 +124,14 @@ def _read(root: pathlib.Path, split: str, image_size, channels) -> tuple:
         pairs = paired_files(folder)
         pairs = _hold_out(pairs, split) if held_out else pairs
         if not pairs:
-            raise FileNotFoundError(f"{folder / 'images'} holds no images for split '{split}'.")
+            raise MissingFileError(f"{folder / 'images'} holds no images for split '{split}'.")
         images = _stack_images([image for image, _ in pairs], image_size, channels)
         return images, _stack_masks([mask for _, mask in pairs], image_size, images.shape[1:]), ()
     names = class_names(root / "train" if _has_splits(root) else root)
     files = classified_files(folder, names)
     files = _hold_out(files, split) if held_out else files
     if not files:
-        raise FileNotFoundError(f"{folder} holds no images for split '{split}'.")
+        raise MissingFileError(f"{folder} holds no images for split '{split}'.")
     images = _stack_images([path for path, _ in files], image_size, channels)
     return images, np.array([label for _, label in files], np.int32), names
 
@@ -142,7 +143,7 @@ def _first_image(root: pathlib.Path) -> pathlib.Path:
         in_masks = "masks" in path.relative_to(folder).parts
         if path.suffix.lower() in imaging.IMAGE_SUFFIXES and not in_masks:
             return path
-    raise FileNotFoundError(f"{folder} holds no image files ({', '.join(imaging.IMAGE_SUFFIXES)}).")
+    raise MissingFileError(f"{folder} holds no image files ({', '.join(imaging.IMAGE_SUFFIXES)}).")
 
 
 def load(

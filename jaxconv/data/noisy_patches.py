@@ -29,6 +29,7 @@ import pathlib
 import numpy as np
 
 from jaxconv.data import imaging
+from jaxconv.errors import DataError, MissingFileError
 
 TEST_PHOTOS = ("camera", "moon", "coins", "page")
 VALIDATION_PHOTOS = ("china", "flower")  # sklearn.datasets.load_sample_image
@@ -71,7 +72,7 @@ def photo(name: str) -> np.ndarray:
     elif name in data.__all__:
         image = getattr(data, name)()
     else:
-        raise ValueError(
+        raise DataError(
             f"'{name}' is neither a scikit-image photograph (skimage.data.{name}) nor one of "
             f"{', '.join(VALIDATION_PHOTOS)}."
         )
@@ -84,7 +85,7 @@ def photo(name: str) -> np.ndarray:
 def folder_photos(folder: pathlib.Path) -> list[np.ndarray]:
     paths = imaging.image_files(folder)
     if not paths:
-        raise FileNotFoundError(f"{folder} holds no images for noisy_patches.")
+        raise MissingFileError(f"{folder} holds no images for noisy_patches.")
     return [imaging.load_image(path, channels=1)[..., 0] for path in paths]
 
 
@@ -93,7 +94,7 @@ def photos(split: str, data_dir: str | None, test_images) -> list[np.ndarray]:
     if data_dir:
         folder = pathlib.Path(data_dir).expanduser() / split
         if split == "validation" and not folder.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{folder} does not exist: add a validation/ folder of images beside train/ "
                 "and test/, or set data.eval_split='test'."
             )
@@ -138,7 +139,7 @@ class RandomPatches:
 
     def __post_init__(self):
         if not any(min(shape) >= self.patch_size for shape in self.shapes):
-            raise ValueError(f"no training photograph is as large as patch_size={self.patch_size}.")
+            raise DataError(f"no training photograph is as large as patch_size={self.patch_size}.")
 
     @functools.cached_property
     def chances(self) -> np.ndarray:
@@ -220,14 +221,14 @@ def _tile_shape(images: list[np.ndarray], test_tile_size: int) -> tuple[int, int
     if test_tile_size:
         too_small = [image.shape for image in images if min(image.shape) < test_tile_size]
         if too_small:
-            raise ValueError(
+            raise DataError(
                 f"test images of size {too_small[0]} are smaller than "
                 f"test_tile_size={test_tile_size}; lower it."
             )
         return (test_tile_size, test_tile_size)
     shapes = sorted({image.shape for image in images})
     if len(shapes) > 1:
-        raise ValueError(
+        raise DataError(
             f"test_tile_size=0 asks for whole test images, but they differ in size ({shapes}) "
             "and could not be batched; set test_tile_size (e.g. 128)."
         )
@@ -249,10 +250,10 @@ def load(
     """The `split` ('train', 'validation' or 'test') of noisy patches (see the module
     docstring); validation and test have as many examples as tiles cover their photographs."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}' of noisy_patches; it has {', '.join(SPLITS)}.")
+        raise DataError(f"unknown split '{split}' of noisy_patches; it has {', '.join(SPLITS)}.")
     missing = sorted(set(TEST_PHOTOS) - set(test_images))
     if missing and not data_dir:
-        raise ValueError(f"test_images must keep {', '.join(missing)} out of training.")
+        raise DataError(f"test_images must keep {', '.join(missing)} out of training.")
     images = tuple(photos(split, data_dir, test_images))
     name = f"noisy_patches/{split}"
     if split == "train":

@@ -17,6 +17,7 @@ import grain
 import numpy as np
 
 from jaxconv.data import augment
+from jaxconv.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Sharding:
 
     def rows(self, global_size: int) -> slice:
         if global_size % self.process_count:
-            raise ValueError(
+            raise ConfigError(
                 f"batch size {global_size} does not divide across "
                 f"{self.process_count} processes; use a multiple of "
                 f"{self.process_count}."
@@ -123,7 +124,7 @@ def train_dataset(
 ) -> grain.MapDataset:
     """An endless MapDataset whose element `b` is this process's part of global batch `b`."""
     if batch_size > len(source):
-        raise ValueError(
+        raise ConfigError(
             f"batch size {batch_size} exceeds the {len(source)} examples of the "
             "training split; lower batch_size."
         )

@@ -24,6 +24,8 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
+from jaxconv.errors import DataError
+
 NUM_EXAMPLES = {"train": 20_000, "test": 500}
 CANVAS_SIZE = 64
 ITEMS_PER_CANVAS = (1, 3)
@@ -54,15 +56,15 @@ class ScatteredDigits:
     def __post_init__(self):
         low, high = self.items_per_canvas
         if not 1 <= low <= high:
-            raise ValueError(
+            raise DataError(
                 f"items_per_canvas must be (min, max) with 1 <= min <= max, got {low, high}."
             )
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
-            raise ValueError(
+            raise DataError(
                 f"scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}."
             )
         if not (0 <= self.rotation <= 45 and 0 <= self.shear <= 1):
-            raise ValueError(
+            raise DataError(
                 f"rotation must be in [0, 45] degrees and shear in [0, 1], got {self.rotation} "
                 f"and {self.shear}."
             )
@@ -75,7 +77,7 @@ class ScatteredDigits:
             key=max,
         )
         if self.canvas_size[0] < largest[0] or self.canvas_size[1] < largest[1]:
-            raise ValueError(
+            raise DataError(
                 f"canvas {self.canvas_size[0]}x{self.canvas_size[1]} cannot hold an item zoomed "
                 f"to {largest[0]}x{largest[1]}; use canvas_size >= {max(largest)} or a smaller "
                 "scale_range."
@@ -171,14 +173,14 @@ def _items(item_dataset: str, split: str, data_dir: str | None):
         from jaxconv.data import fashion_mnist
 
         return fashion_mnist.load(split, data_dir, in_memory=True)
-    raise ValueError(f"item_dataset must be one of {ITEM_DATASETS}, got '{item_dataset}'.")
+    raise DataError(f"item_dataset must be one of {ITEM_DATASETS}, got '{item_dataset}'.")
 
 
 def _pair(value, name: str) -> tuple:
     """`value` as (low, high): a single number means exactly that."""
     pair = (value, value) if np.isscalar(value) else tuple(value)
     if len(pair) != 2:
-        raise ValueError(f"{name} must be a number or a (low, high) pair, got {value}.")
+        raise DataError(f"{name} must be a number or a (low, high) pair, got {value}.")
     return pair
 
 

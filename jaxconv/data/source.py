@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from jaxconv.errors import DataError
+
 
 @dataclasses.dataclass(frozen=True)
 class ArraySource:
@@ -28,11 +30,11 @@ class ArraySource:
 
     def __post_init__(self):
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(
+            raise DataError(
                 f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}."
             )
         if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels.")
+            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels.")
 
     def __len__(self) -> int:
         return len(self.images)

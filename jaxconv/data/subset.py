@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxconv.errors import DataError
+
 
 @dataclasses.dataclass(frozen=True)
 class Subset:
@@ -48,10 +50,10 @@ def _labels(source) -> np.ndarray:
 def per_class(source, examples_per_class: int, seed: int = 0) -> Subset:
     """`examples_per_class` examples of every class of `source` (all of a smaller class)."""
     if examples_per_class < 1:
-        raise ValueError(f"examples_per_class must be at least 1, got {examples_per_class}.")
+        raise DataError(f"examples_per_class must be at least 1, got {examples_per_class}.")
     labels = _labels(source)
     if labels.ndim != 1:
-        raise ValueError(
+        raise DataError(
             "examples_per_class needs one class label per example; this dataset "
             f"has labels of shape {labels.shape[1:]} (per-pixel?)."
         )

@@ -14,9 +14,11 @@ rngs={'dropout': key})`.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxconv.layers import (
     ConvLayer,
+    Convolution,
     Dtype,
     adaptive_avg_pool,
     check_input_size,
@@ -47,6 +49,8 @@ class AlexNet(nn.Module):
 
     num_classes: int = 1000
     dropout_rate: float = 0.5
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -64,6 +68,7 @@ class AlexNet(nn.Module):
                 pooling="max" if pooled else None,
                 pool_size=3,
                 pool_strides=2,
+                convolution=self.convolution,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
                 name=name,

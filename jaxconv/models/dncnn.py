@@ -18,8 +18,9 @@ noise), which Adam took hundreds of steps to undo; from zeros the first steps al
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxconv.layers import Conv, ConvNormAct, Dtype
+from jaxconv.layers import Conv, ConvNormAct, Convolution, Dtype
 
 OUTPUTS = ("noise", "image")
 he_normal_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -40,6 +41,8 @@ class DnCNN(nn.Module):
     num_classes: int | None = None
     batch_norm: bool = True
     output: str = "noise"
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -47,7 +50,13 @@ class DnCNN(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         if self.output not in OUTPUTS:
             raise ValueError(f"unknown output {self.output!r}; known: {', '.join(OUTPUTS)}")
-        layer = dict(dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=he_normal_fan_in)
+        layer = dict(
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=he_normal_fan_in,
+            convolution=self.convolution,
+            batch_norm_axis=self.batch_norm_axis,
+        )
         y = ConvNormAct(self.width, batch_norm=False, name="stem", **layer)(x, train=train)
         for index in range(self.depth - 2):
             block = ConvNormAct(
@@ -55,6 +64,14 @@ class DnCNN(nn.Module):
             )
             y = block(y, train=train)
         out_channels = self.num_classes or x.shape[-1]
-        head = dict(layer, kernel_init=nn.initializers.zeros)
-        noise = Conv(out_channels, (3, 3), use_bias=False, name="head", **head)(y)
+        noise = Conv(
+            out_channels,
+            (3, 3),
+            use_bias=False,
+            kernel_init=nn.initializers.zeros,
+            conv_general_dilated=self.convolution,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="head",
+        )(y)
         return noise if self.output == "noise" else x - noise

@@ -20,8 +20,9 @@ the layout whose count is 61,706.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxconv.layers import ConvLayer, Dtype, activation_by_name
+from jaxconv.layers import ConvLayer, Convolution, Dtype, activation_by_name
 
 # conv 5x5 'SAME' keeps H; pool halves it; conv 5x5 'VALID' removes 4; pool halves again.
 MIN_INPUT_SIZE = {"SAME": 12, "VALID": 16}
@@ -38,6 +39,8 @@ class LeNet5(nn.Module):
     activation: str = "relu"
     pooling: str = "max"
     conv1_padding: str = "SAME"
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -49,6 +52,7 @@ class LeNet5(nn.Module):
             kernel_size=5,
             activation=self.activation,
             pooling=self.pooling,
+            convolution=self.convolution,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )

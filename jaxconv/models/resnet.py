@@ -26,8 +26,17 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxconv.layers import Conv, ConvNormAct, Dtype, batch_norm, he_normal, torch_padding
+from jaxconv.layers import (
+    Conv,
+    ConvNormAct,
+    Convolution,
+    Dtype,
+    batch_norm,
+    he_normal,
+    torch_padding,
+)
 
 ModuleDef = Any
 SHORTCUTS = ("projection", "zero_pad")
@@ -146,6 +155,8 @@ class ResNet(nn.Module):
     stem: str = "imagenet"
     residual: bool = True
     shortcut: str = "projection"
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -162,10 +173,11 @@ class ResNet(nn.Module):
             Conv,
             use_bias=False,
             kernel_init=he_normal,
+            conv_general_dilated=self.convolution,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )
-        norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
+        norm = batch_norm(train, self.dtype, self.param_dtype, self.batch_norm_axis)
         options = dict(conv=conv, norm=norm, residual=self.residual, shortcut=self.shortcut)
         for index, (size, width) in enumerate(
             zip(self.stage_sizes, self.stage_widths, strict=True)
@@ -182,7 +194,13 @@ class ResNet(nn.Module):
         )(x)
 
     def stem_layers(self, x: jax.Array, train: bool) -> jax.Array:
-        layer = dict(dtype=self.dtype, param_dtype=self.param_dtype, name="stem")
+        layer = dict(
+            convolution=self.convolution,
+            batch_norm_axis=self.batch_norm_axis,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="stem",
+        )
         width = self.stage_widths[0]
         if self.stem == "imagenet":
             x = ConvNormAct(width, 7, strides=2, padding=torch_padding(7), **layer)(x, train=train)

@@ -34,8 +34,9 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxconv.layers import Conv, ConvNormAct, Dtype, UpSample, pool
+from jaxconv.layers import Conv, ConvNormAct, Convolution, Dtype, UpSample, pool
 
 
 class UNet(nn.Module):
@@ -54,6 +55,8 @@ class UNet(nn.Module):
     batch_norm: bool = False
     upsampling: str = "transpose"
     auxiliary_heads: int = 0
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -61,53 +64,50 @@ class UNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         check_unet_input(x.shape[1:3], self.depth, self.padding)
         check_auxiliary_heads(self.auxiliary_heads, self.depth, self.padding)
-        level = functools.partial(
-            DoubleConv,
+        options = dict(
             padding=self.padding,
             batch_norm=self.batch_norm,
+            convolution=self.convolution,
+            batch_norm_axis=self.batch_norm_axis,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )
         skips, feature_maps = [], {}
         for index in range(self.depth):
             name = f"encoder{index + 1}"
-            x = level(self.width * 2**index, name=name)(x, train=train)
+            x = DoubleConv(self.width * 2**index, name=name, **options)(x, train=train)
             feature_maps[name] = x
             skips.append(x)
             x = pool(x, "max", 2)
-        x = level(self.width * 2**self.depth, name="bottom")(x, train=train)
+        x = DoubleConv(self.width * 2**self.depth, name="bottom", **options)(x, train=train)
         feature_maps["bottom"] = x
         for index, skip in enumerate(reversed(skips)):
             name = f"decoder{index + 1}"
-            x = DecoderLevel(
-                skip.shape[-1],
-                self.padding,
-                self.batch_norm,
-                self.upsampling,
-                self.dtype,
-                self.param_dtype,
-                name=name,
-            )(x, skip, train=train)
+            decoder = DecoderLevel(skip.shape[-1], upsampling=self.upsampling, name=name, **options)
+            x = decoder(x, skip, train=train)
             feature_maps[name] = x
             if index < self.auxiliary_heads:
                 self.sow("auxiliary_outputs", "logits", self._auxiliary_logits(x, index))
         self.sow("intermediates", "feature_maps", feature_maps)
-        return Conv(
-            self.num_classes, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="head"
-        )(x)
+        return self._head(x, "head")
 
     def _auxiliary_logits(self, x: jax.Array, index: int) -> jax.Array:
         """Decoder level `index + 1`'s own per-pixel logits, each repeated over the block of
         output pixels it covers (so the task's loss reads them as it reads the output)."""
-        logits = Conv(
-            self.num_classes,
-            (1, 1),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name=f"auxiliary{index + 1}",
-        )(x)
+        logits = self._head(x, f"auxiliary{index + 1}")
         factor = 2 ** (self.depth - 1 - index)
         return jnp.repeat(jnp.repeat(logits, factor, axis=1), factor, axis=2)
+
+    def _head(self, x: jax.Array, name: str) -> jax.Array:
+        """Per-pixel logits: a 1x1 convolution to `num_classes`."""
+        return Conv(
+            self.num_classes,
+            (1, 1),
+            conv_general_dilated=self.convolution,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name=name,
+        )(x)
 
 
 def check_auxiliary_heads(count: int, depth: int, padding: str) -> None:
@@ -130,6 +130,8 @@ class DoubleConv(nn.Module):
     features: int
     padding: str
     batch_norm: bool
+    convolution: Convolution
+    batch_norm_axis: str | None
     dtype: Dtype
     param_dtype: Dtype
 
@@ -144,15 +146,18 @@ class DecoderLevel(nn.Module):
     features: int
     padding: str
     batch_norm: bool
-    upsampling: str
+    convolution: Convolution
+    batch_norm_axis: str | None
     dtype: Dtype
     param_dtype: Dtype
+    upsampling: str = "transpose"
 
     @nn.compact
     def __call__(self, x: jax.Array, skip: jax.Array, *, train: bool) -> jax.Array:
         x = UpSample(
             self.features,
             self.upsampling,
+            convolution=self.convolution,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name="up",
@@ -167,6 +172,8 @@ def double_conv(level: nn.Module, x: jax.Array, train: bool) -> jax.Array:
     layer = dict(
         padding=level.padding,
         batch_norm=level.batch_norm,
+        convolution=level.convolution,
+        batch_norm_axis=level.batch_norm_axis,
         dtype=level.dtype,
         param_dtype=level.param_dtype,
     )

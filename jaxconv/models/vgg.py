@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxconv.layers import (
     ConvNormAct,
+    Convolution,
     Dtype,
     adaptive_avg_pool,
     check_input_size,
@@ -54,6 +56,8 @@ class VGG(nn.Module):
     batch_norm: bool = False
     classifier_widths: Sequence[int] = (4096, 4096)
     dropout_rate: float = 0.5
+    convolution: Convolution = lax.conv_general_dilated
+    batch_norm_axis: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -65,6 +69,8 @@ class VGG(nn.Module):
             batch_norm=self.batch_norm,
             use_bias=True,
             kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+            convolution=self.convolution,
+            batch_norm_axis=self.batch_norm_axis,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )

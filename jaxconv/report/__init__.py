@@ -9,7 +9,7 @@ Plotting needs matplotlib, imported only when a report is drawn: training never 
 
 import pathlib
 
-from jaxconv.report.tensorboard import PredictionImages, prediction_images
+from jaxconv.train.previews import PredictionImages, prediction_images
 
 __all__ = ["PredictionImages", "build", "compare", "prediction_images"]
 

@@ -11,8 +11,8 @@ import re
 import numpy as np
 from matplotlib import ticker
 
+from jaxconv import pictures
 from jaxconv.report import figures
-from jaxconv.report import images as image_lib
 
 SCHEDULE_KEYS = ("step", "learning_rate", "images_per_second", "epoch")
 NORM_KEYS = ("train_grad_norm", "train_param_norm", "train_update_norm")
@@ -152,7 +152,7 @@ def training_curves(records: list[dict], title: str = ""):
                 marker="o" if evaluation else None,
                 markersize=3,
                 linewidth=1.2,
-                color=image_lib.TAB10[index % 10],
+                color=pictures.TAB10[index % 10],
                 label=line_label(key),
             )
         axis.set_title(panel.title)
@@ -188,7 +188,7 @@ def comparison_curves(runs: dict[str, list[dict]]):
                     marker=None if key.startswith("train_") else "o",
                     markersize=3,
                     linewidth=1.2,
-                    color=image_lib.TAB10[index % 10],
+                    color=pictures.TAB10[index % 10],
                     label=name,
                 )
         split, metric = split_key(key)

@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from jaxconv import pictures
 from jaxconv.report import html
-from jaxconv.report import images as image_lib
 
 DPI = 150
 WIDTH = 7.0  # inches
@@ -34,7 +34,7 @@ STYLE = {
     "image.interpolation": "nearest",  # pixels stay pixels: no blurred kernels or digits
     "savefig.facecolor": "white",
 }
-TAB_BLUE = image_lib.TAB10[0]
+TAB_BLUE = pictures.TAB10[0]
 
 
 def styled(draw):
@@ -141,7 +141,7 @@ def confusion_matrix(matrix: np.ndarray, class_names=(), title: str = "") -> Fig
 
 
 @styled
-def mistakes(pictures, true, predicted, confidence, class_names=(), columns: int = 8) -> Figure:
+def mistakes(shown_images, true, predicted, confidence, class_names=(), columns: int = 8) -> Figure:
     """The misclassified images, each titled 'true -> predicted' with the model's confidence."""
     pairs = [
         (class_label(class_names, t), class_label(class_names, p)) for t, p in zip(true, predicted)
@@ -149,15 +149,15 @@ def mistakes(pictures, true, predicted, confidence, class_names=(), columns: int
     # Long class names (Fashion-MNIST's 'T-shirt/top') take a line each, in every title alike.
     long_names = any(len(a) + len(b) > 10 for a, b in pairs)
     arrow = "\n→ " if long_names else " → "
-    rows = max(1, -(-len(pictures) // columns))
+    rows = max(1, -(-len(shown_images) // columns))
     figure = new_figure(height=(1.3 if long_names else 1.15) * rows + 0.1)
     axes = panel_grid(figure, rows, columns)
     for index, axis in enumerate(axes.flat):
         bare(axis)
-        if index >= len(pictures):
+        if index >= len(shown_images):
             axis.set_visible(False)
             continue
-        show(axis, pictures[index])
+        show(axis, shown_images[index])
         true_name, predicted_name = pairs[index]
         axis.set_title(f"{true_name}{arrow}{predicted_name}\n{confidence[index]:.0%}", fontsize=7.5)
     figure.suptitle("true → predicted class, with the predicted probability")
@@ -255,19 +255,22 @@ def class_legend(figure: Figure, colours: np.ndarray, classes, class_names, back
 
 
 @styled
-def segmentation(pictures, truth, predicted, accuracy, class_names=()) -> Figure:
+def segmentation(shown_images, truth, predicted, accuracy, class_names=()) -> Figure:
     """Columns: examples; rows: image, ground truth and prediction overlaid on it."""
-    count = len(pictures)
-    background = image_lib.background_class(class_names)
+    count = len(shown_images)
+    background = pictures.background_class(class_names)
     num_classes = max(int(truth.max()), int(predicted.max()), len(class_names) - 1, 1) + 1
-    colours = image_lib.label_colours(num_classes, background)
+    colours = pictures.label_colours(num_classes, background)
     panel = (WIDTH - 0.4) / max(count, 3)
     figure = new_figure(height=3 * (panel + 0.1) + 0.7)
     axes = panel_grid(figure, 3, count)
+    def overlay(k, labels):
+        return pictures.overlay(shown_images[k], labels[k], colours, background)
+
     rows = (
-        ("image", lambda k: image_lib.to_rgb(pictures[k])),
-        ("ground truth", lambda k: image_lib.overlay(pictures[k], truth[k], colours, background)),
-        ("prediction", lambda k: image_lib.overlay(pictures[k], predicted[k], colours, background)),
+        ("image", lambda k: pictures.to_rgb(shown_images[k])),
+        ("ground truth", lambda k: overlay(k, truth)),
+        ("prediction", lambda k: overlay(k, predicted)),
     )
     for row, (label, draw) in enumerate(rows):
         for column in range(count):
@@ -306,10 +309,10 @@ def denoising(noisy, denoised, clean, noisy_psnr, denoised_psnr) -> Figure:
     figure = new_figure(height=3 * (panel + 0.15) + 0.2)
     axes = panel_grid(figure, 3, count)
     rows = (("noisy", noisy, noisy_psnr), ("denoised", denoised, denoised_psnr))
-    for row, (label, pictures, values) in enumerate(rows):
+    for row, (label, shown_images, values) in enumerate(rows):
         for column in range(count):
             bare(axes[row, column], label if column == 0 else "")
-            show(axes[row, column], pictures[column])
+            show(axes[row, column], shown_images[column])
             axes[row, column].set_title(f"PSNR {values[column]:.2f} dB", fontsize=8)
     for column in range(count):
         bare(axes[2, column], "clean" if column == 0 else "")

@@ -1,8 +1,8 @@
-"""Reading a finished (or running) run back from its workdir: config, metrics, summary, model.
+"""What the report reads of a run: its files (config, metrics, summary) and its trained model.
 
-The model is rebuilt from `config.json` as training built it, its parameters restored from the
-newest checkpoint onto one device, and it runs on the evaluation split in fixed-size batches
-compiled once.
+A run is a training workdir or a folder that `launch.py export` wrote. The model is rebuilt by
+`jaxconv.workdir.restore` as training built it, with the newest checkpoint's (or the
+exported) variables, and runs on the evaluation split in fixed-size batches compiled once.
 """
 
 import dataclasses
@@ -13,7 +13,8 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from jaxconv.train.writers import read_metrics
+from jaxconv.workdir import restore
+from jaxconv.workdir.writers import read_metrics
 
 
 @dataclasses.dataclass
@@ -36,27 +37,14 @@ def read_json(path: pathlib.Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def tuples(value):
-    """JSON lists back to the tuples the config declares (models and datasets need them
-    hashable)."""
-    if isinstance(value, dict):
-        return {key: tuples(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return tuple(tuples(item) for item in value)
-    return value
-
-
-def to_config(saved: dict) -> ml_collections.ConfigDict | None:
-    return ml_collections.ConfigDict(tuples(saved)) if saved else None
-
-
 def read_run(workdir: str | pathlib.Path) -> RunFiles:
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
         raise FileNotFoundError(f"workdir {workdir} does not exist; pass a run's --workdir.")
     saved = read_json(workdir / "config.json")
+    config = restore.load_config(workdir) if saved else None
     return RunFiles(
-        workdir, to_config(saved), saved, read_metrics(workdir), read_json(workdir / "summary.json")
+        workdir, config, saved, read_metrics(workdir), read_json(workdir / "summary.json")
     )
 
 
@@ -68,7 +56,12 @@ class Restored:
     model: object
     variables: dict
     source: object
-    step: int
+    step: int | None  # None for an exported model
+
+    @property
+    def trained(self) -> str:
+        """When its variables were saved, for captions: 'after step 4' or 'as exported'."""
+        return "as exported" if self.step is None else f"after step {self.step}"
 
     @functools.cached_property
     def apply(self):
@@ -115,23 +108,15 @@ class Restored:
             yield self.predict(np.arange(start, min(start + batch_size, count)), batch_size)
 
 
-def restore(files: RunFiles) -> Restored:
-    """The run's model, newest checkpoint and evaluation source; FileNotFoundError when it
-    has no checkpoint yet."""
+def restore_model(files: RunFiles) -> Restored:
+    """The run's model, trained variables and evaluation source; MissingFileError when a
+    workdir has no checkpoint yet."""
     from jaxconv import data, tasks
-    from jaxconv.train import loop
-    from jaxconv.train.checkpoint import read_state
 
     config = files.config
     source = data.get_source(
         config.data.name, config.data.eval_split, config.data.data_dir, config.data
     )
-    task = tasks.get(config.task, config)
-    model = loop.build_model(config, loop.output_size(task, source))
-    state = read_state(files.workdir)
-    # Evaluation uses the averaged parameters when the run kept them, as the loop does.
-    params = state["ema_params"] or state["params"]
-    variables = {"params": params}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return Restored(config, model, variables, source, int(state["step"]))
+    num_outputs = tasks.get(config.task, config).output_size(source)
+    run = restore.load_run(files.workdir, num_outputs)
+    return Restored(config, run.model, run.variables, source, run.step)

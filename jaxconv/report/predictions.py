@@ -10,8 +10,8 @@ import pathlib
 import numpy as np
 from scipy import special
 
+from jaxconv import pictures
 from jaxconv.report import figures, html
-from jaxconv.report import images as image_lib
 from jaxconv.report.html import Section
 from jaxconv.report.loading import Restored
 
@@ -74,7 +74,7 @@ def classification(restored: Restored, out: pathlib.Path, max_examples: int) -> 
                 matrix,
                 out,
                 "confusion_matrix",
-                f"Confusion matrix after step {restored.step}: rows are true classes, "
+                f"Confusion matrix {restored.trained}: rows are true classes, "
                 "colour is the fraction of each row.",
             ),
         )
@@ -105,20 +105,18 @@ def classification(restored: Restored, out: pathlib.Path, max_examples: int) -> 
 def segment(restored: Restored, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images in [0, 1], true label maps, predicted label maps) of the first `count`
     examples, cropped to the model's output: a valid-padding U-Net predicts only the middle."""
-    pictures, truth, predicted = [], [], []
+    shown_images, truth, predicted = [], [], []
     mean, std = restored.config.data.mean, restored.config.data.std
     for batch, outputs in restored.batches(count):
         size = outputs.shape[1:3]
-        pictures.append(
-            image_lib.center_crop(image_lib.denormalise(batch["image"], mean, std), size)
-        )
-        truth.append(image_lib.center_crop(np.asarray(batch["label"]), size))
+        pictures.append(pictures.center_crop(pictures.denormalise(batch["image"], mean, std), size))
+        truth.append(pictures.center_crop(np.asarray(batch["label"]), size))
         predicted.append(outputs.argmax(axis=-1))
-    return tuple(np.concatenate(parts) for parts in (pictures, truth, predicted))
+    return tuple(np.concatenate(parts) for parts in (shown_images, truth, predicted))
 
 
 def segmentation(restored: Restored, out: pathlib.Path, max_examples: int) -> list[Section]:
-    pictures, truth, predicted = segment(restored, min(max_examples, SEGMENTATION_EXAMPLES))
+    shown_images, truth, predicted = segment(restored, min(max_examples, SEGMENTATION_EXAMPLES))
     num_classes = max(restored.source.num_classes, int(truth.max()) + 1, int(predicted.max()) + 1)
     names = class_names(restored.source, num_classes, segmentation=True)
     shown = slice(0, NUM_SHOWN)
@@ -131,7 +129,7 @@ def segmentation(restored: Restored, out: pathlib.Path, max_examples: int) -> li
     )
     scores = {names[k]: float(np.nan_to_num(iou[k])) for k in range(num_classes)}
     overlays = figures.segmentation(
-        pictures[shown], truth[shown], predicted[shown], accuracy, names
+        shown_images[shown], truth[shown], predicted[shown], accuracy, names
     )
     body = "".join(
         [
@@ -139,7 +137,7 @@ def segmentation(restored: Restored, out: pathlib.Path, max_examples: int) -> li
                 overlays,
                 out,
                 "segmentation",
-                f"The first {len(accuracy)} evaluation examples after step {restored.step}: "
+                f"The first {len(accuracy)} evaluation examples {restored.trained}: "
                 "ground truth and prediction coloured by class over the image.",
             ),
             figures.publish(
@@ -168,18 +166,18 @@ def denoising(restored: Restored, out: pathlib.Path, max_examples: int) -> list[
     count = min(NUM_SHOWN, max_examples, len(restored.source))
     indices = np.linspace(0, len(restored.source) - 1, count).round().astype(np.int64)
     batch, outputs = restored.predict(indices)
-    noisy = image_lib.denormalise(batch["image"], config.data.mean, config.data.std)
-    clean = image_lib.denormalise(batch["target"], config.data.mean, config.data.std)
-    estimate = image_lib.denormalise(
-        image_lib.restored(np.asarray(batch["image"], np.float32), outputs, predicts_noise),
+    noisy = pictures.denormalise(batch["image"], config.data.mean, config.data.std)
+    clean = pictures.denormalise(batch["target"], config.data.mean, config.data.std)
+    estimate = pictures.denormalise(
+        pictures.restored(np.asarray(batch["image"], np.float32), outputs, predicts_noise),
         config.data.mean,
         config.data.std,
     )
-    noisy_psnr, denoised_psnr = image_lib.psnr(noisy, clean), image_lib.psnr(estimate, clean)
+    noisy_psnr, denoised_psnr = pictures.psnr(noisy, clean), pictures.psnr(estimate, clean)
     panels = figures.denoising(noisy, estimate, clean, noisy_psnr, denoised_psnr)
     caption = (
-        f"{count} examples spread over the {evaluation_name(restored)} after step "
-        f"{restored.step}; PSNR against the clean image (unclipped, as the task computes it): "
+        f"{count} examples spread over the {evaluation_name(restored)} {restored.trained}; "
+        f"PSNR against the clean image (unclipped, as the task computes it): "
         f"{np.mean(noisy_psnr):.2f} dB noisy, {np.mean(denoised_psnr):.2f} dB denoised on average."
     )
     return [Section("denoising", "Denoising", figures.publish(panels, out, "denoising", caption))]

@@ -11,8 +11,8 @@ import pathlib
 
 import numpy as np
 
+from jaxconv import pictures
 from jaxconv.report import curves, figures, html, loading, predictions
-from jaxconv.report import images as image_lib
 from jaxconv.report.html import Section
 
 # Summary entries that are not one number or word (per-class lists) stay out of its table.
@@ -103,7 +103,7 @@ def model_sections(files: loading.RunFiles, out: pathlib.Path, max_examples: int
     from jaxconv import models
 
     try:
-        restored = loading.restore(files)
+        restored = loading.restore_model(files)
     except FileNotFoundError as error:
         return [Section("model", "Model", html.note(str(error)))]
     summary = models.summary(restored.model, (1, *restored.source.image_shape))
@@ -134,7 +134,7 @@ def kernels_section(restored: loading.Restored, summary, out: pathlib.Path) -> S
     if found is None:
         return Section("kernels", "First-layer kernels", html.note("The model has no convolution."))
     layer, kernel = found
-    caption = f"The learned kernels of {layer} after step {restored.step}" + (
+    caption = f"The learned kernels of {layer} {restored.trained}" + (
         ", each scaled to its own largest weight."
         if kernel.shape[2] == 3
         else (
@@ -176,10 +176,10 @@ def feature_maps_section(restored: loading.Restored, out: pathlib.Path) -> Secti
         name: np.asarray(maps[name][0], np.float32) for name in order if maps[name].ndim == 4
     }
     data = restored.config.data
-    picture = image_lib.denormalise(batch["image"][0], data.mean, data.std)
+    picture = pictures.denormalise(batch["image"][0], data.mean, data.std)
     label = batch.get("label")
     named = f" (class {label[0]})" if label is not None and np.ndim(label[0]) == 0 else ""
-    title = f"evaluation example 0{named}, step {restored.step}"
+    title = f"evaluation example 0{named}, {restored.trained}"
     figure = figures.feature_maps(picture, spatial, title=title)
     caption = (
         "The feature maps of one evaluation image at each stage, from the input down: the "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxconv.errors import ConfigError
 from jaxconv.tasks import classification, denoising, segmentation
 
 
@@ -26,6 +27,10 @@ class Task:
     summarise: Callable[[dict], dict[str, float]] = scalars
     # Which of a dataset's properties sizes the model's output: classes or image channels.
     outputs: str = "classes"
+
+    def output_size(self, source) -> int:
+        """How many values per example (or per pixel) a model must output on `source`."""
+        return source.image_shape[-1] if self.outputs == "channels" else source.num_classes
 
 
 def names() -> list[str]:
@@ -49,4 +54,4 @@ def get(name: str, options=None) -> Task:
         predicts_noise = options.denoising.predicts_noise if options is not None else True
         loss = functools.partial(denoising.loss_and_metrics, predicts_noise=predicts_noise)
         return Task(name, loss, outputs="channels")
-    raise KeyError(f"unknown task '{name}'; known tasks: {', '.join(names())}.")
+    raise ConfigError(f"unknown task '{name}'; known tasks: {', '.join(names())}.")

@@ -7,7 +7,6 @@ SIGTERM (a scheduler's preemption) or Ctrl-C saves a checkpoint before the run e
 
 import contextlib
 import dataclasses
-import functools
 import itertools
 import json
 import math
@@ -20,15 +19,17 @@ import jax.numpy as jnp
 import ml_collections
 from tqdm import tqdm
 
-from jaxconv import data, models, platform, tasks, transfer
+from jaxconv import data, tasks, transfer
+from jaxconv.cpu import fast_conv, planning, platform
 from jaxconv.data import pipeline
-from jaxconv.ops import conv_planning, fast_conv
-from jaxconv.report.tensorboard import PredictionImages
+from jaxconv.errors import ConfigError, NonFiniteError, WorkdirError
+from jaxconv.models.from_config import build_model, check_model_input, with_fields
 from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
 from jaxconv.train import step as step_lib
-from jaxconv.train.checkpoint import Checkpointer, WorkdirLock
-from jaxconv.train.writers import MetricWriter
+from jaxconv.train.previews import PredictionImages
+from jaxconv.workdir.checkpoint import Checkpointer, WorkdirLock
+from jaxconv.workdir.writers import MetricWriter
 
 
 class Interrupted(Exception):
@@ -46,52 +47,6 @@ def say(message: str) -> None:
     """Prints on process 0 only, without breaking the progress bar."""
     if jax.process_index() == 0:
         tqdm.write(message)
-
-
-# Compute dtypes a model may run in; parameters and optimizer state stay float32.
-COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-def build_model(config: ml_collections.ConfigDict, num_classes: int):
-    """The model `config.model` names; options left at None keep the model's own defaults.
-
-    `num_classes` is the size of the model's output: classes for classification and
-    segmentation, image channels for denoising (see `output_size`).
-    """
-    if config.model.dtype not in COMPUTE_DTYPES:
-        raise ValueError(
-            f"model.dtype='{config.model.dtype}'; use one of {', '.join(COMPUTE_DTYPES)} "
-            "(float16 would need loss scaling; bfloat16 has float32's range and needs none)."
-        )
-    options = {
-        key: value
-        for key, value in config.model.items()
-        if key not in ("name", "dtype") and value is not None
-    }
-    return models.create(
-        config.model.name, num_classes=num_classes, dtype=jnp.dtype(config.model.dtype), **options
-    )
-
-
-def output_size(task: tasks.Task, source) -> int:
-    """How many values per example (or per pixel) the model must output for `task`."""
-    return source.image_shape[-1] if task.outputs == "channels" else source.num_classes
-
-
-def check_model_input(model, config, input_shape: tuple[int, ...]) -> None:
-    """Traces the model on the data's shape (no compute) so a size it cannot take fails here,
-    before compiling, with the model and dataset named."""
-    try:
-        jax.eval_shape(
-            functools.partial(model.init, train=False),
-            jax.random.PRNGKey(0),
-            jax.ShapeDtypeStruct(input_shape, jnp.float32),
-        )
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"model '{config.model.name}' cannot take the {input_shape[1:]} images "
-            f"of dataset '{config.data.name}': {error}"
-        ) from None
 
 
 @dataclasses.dataclass
@@ -168,7 +123,7 @@ def _run_phase(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict
         (workdir / ".write_test").touch()
         (workdir / ".write_test").unlink()
     except OSError as error:
-        raise PermissionError(
+        raise WorkdirError(
             f"workdir {workdir} is not writable ({error.strerror}); choose "
             "another --workdir or fix its permissions."
         ) from None
@@ -189,18 +144,18 @@ class _Run:
         parallel.check_batch_size(config.batch_size, devices)
         parallel.check_batch_size(config.eval_batch_size, devices, name="eval_batch_size")
         if config.batch_size % (devices * config.num_microbatches):
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size={config.batch_size} does not split into "
                 f"{config.num_microbatches} micro-batches on each of {devices} "
                 "devices; use a multiple of "
                 f"{devices * config.num_microbatches}."
             )
         if config.on_nonfinite not in ("stop", "skip"):
-            raise ValueError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
+            raise ConfigError(f"on_nonfinite='{config.on_nonfinite}'; use 'stop' or 'skip'.")
         split = config.data.eval_split
         if config.best_metric and not config.best_metric.startswith(f"{split}_"):
             # Otherwise no evaluation would ever name it, and no checkpoint would be the best.
-            raise ValueError(
+            raise ConfigError(
                 f"best_metric='{config.best_metric}' is not a metric of the evaluation split "
                 f"'{split}' (its metrics are named {split}_<metric>); set best_metric to one "
                 "of them, or data.eval_split to the split it names."
@@ -215,7 +170,8 @@ class _Run:
             config.data.name, config.data.eval_split, config.data.data_dir, config.data
         )
         self.schedule = Schedule.from_config(config, len(self.train_source))
-        model = build_model(config, output_size(self.task, self.train_source))
+        model = build_model(config, self.task.output_size(self.train_source))
+        model = with_fields(model, batch_norm_axis=self.parallel.batch_norm_axis)
         input_shape = (config.batch_size, *self.train_source.image_shape)
         check_model_input(model, config, input_shape)
         self.learning_rate = optimizer.schedule(
@@ -225,14 +181,13 @@ class _Run:
         tx = transfer.freeze(optimizer.create(config, self.learning_rate), trainable)
 
         def create():
-            state = state_lib.create(
+            return state_lib.create(
                 model,
                 tx,
                 (1, *input_shape[1:]),
                 jax.random.PRNGKey(config.seed),
                 ema=config.optimizer.ema_decay > 0,
             )
-            return transfer.freeze_model(state, trainable)
 
         self.state = self.parallel.create_state(create)
         if config.transfer.source:
@@ -266,12 +221,13 @@ class _Run:
             ema_decay=config.optimizer.ema_decay,
             auxiliary_loss_weight=config.auxiliary_loss_weight,
         )
-        plans = self._convolution_plans(model, input_shape[1:], train_batches, bound)
-        self.train_step = self.parallel.compile_train_step(
-            fast_conv.with_plans(step_lib.train_step, plans), **bound
-        )
+        # Evaluation, forward only and rarer, keeps XLA's convolution.
         self.eval_step = self.parallel.compile_eval_step(
-            step_lib.eval_step, loss_and_metrics=loss_and_metrics
+            step_lib.eval_step, model=model, loss_and_metrics=loss_and_metrics
+        )
+        planned = self._planned(model, input_shape[1:], train_batches, bound)
+        self.train_step = self.parallel.compile_train_step(
+            step_lib.train_step, model=transfer.freeze_model(planned, trainable), **bound
         )
         self.train_seconds, self.train_images = 0.0, 0
         self.eval_scalars: dict[str, float] = {}
@@ -283,42 +239,53 @@ class _Run:
                 config, model, self.eval_source, count=config.num_prediction_images
             )
 
-    def _convolution_plans(self, model, image_shape, train_batches, bound) -> dict | None:
-        """On CPU with `config.fast_conv`, the fastest formulations of each convolution of the
-        training step, measured for its shapes (jaxconv/ops/conv_planning.py); else None.
-        Evaluation, forward only and rarer, keeps XLA's convolution.
+    def _planned(self, model, image_shape, train_batches, bound):
+        """On CPU with `config.fast_conv`, `model` computing each convolution of the training
+        step by the formulations fastest for its shape on this machine (jaxconv/cpu/planning.py);
+        else `model` as it is.
 
         The network-level check times the training step itself (`bound` as the run binds it)
         on the run's first batch (read from `train_batches`, the iterator left untouched), on a
         copy of the state: the step donates the state it is given."""
         config = self.config
         if not config.fast_conv or jax.default_backend() != "cpu":
-            return None
+            return model
         rows = config.batch_size // config.num_microbatches
         if config.parallel.mode == "pmap":  # each device traces its own rows
             rows //= self.parallel.device_count
         variables = self.parallel.to_saved(self.state).variables()
-
-        def forward(variables, images):
-            rngs = {"dropout": jax.random.PRNGKey(0)}
-            return model.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
-
-        training_step = parallel.trial_steps(
-            self.parallel, step_lib.train_step, self.state, lambda: train_batches[0], **bound
-        )
-        images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
-        path = self.workdir / "conv_plans.json"
         # Under jit over several devices XLA partitions the step; each pmap device runs its own.
         partitioned = config.parallel.mode != "pmap" and self.parallel.device_count > 1
-        return conv_planning.plan(
+        trainable = config.transfer.trainable
+
+        def with_plans(plans):
+            convolution = fast_conv.PlannedConvolution.of(plans, partitioned)
+            return with_fields(model, convolution=convolution)
+
+        def forward(convolution, variables, images):
+            rngs = {"dropout": jax.random.PRNGKey(0)}
+            network = with_fields(model, convolution=convolution)
+            return network.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
+
+        training_step = parallel.trial_steps(
+            self.parallel,
+            step_lib.train_step,
+            self.state,
+            lambda: train_batches[0],
+            lambda plans: transfer.freeze_model(with_plans(plans), trainable),
+            **bound,
+        )
+        images = jax.ShapeDtypeStruct((rows, *image_shape), jnp.float32)
+        plans = planning.plan(
             forward,
             variables,
             images,
-            path=path,
+            path=self.workdir / "conv_plans.json",
             log=say,
             partitioned=partitioned,
             training_step=training_step,
         )
+        return with_plans(plans)
 
     def execute(self) -> dict:
         if jax.process_index() == 0:  # what the report and later tools rebuild the run from
@@ -405,7 +372,7 @@ class _Run:
             return
         self.checked_finite_step = step
         if self.config.on_nonfinite == "stop":
-            raise FloatingPointError(
+            raise NonFiniteError(
                 f"non-finite loss or gradient at step {step}; the update was not applied and "
                 "the last good checkpoint is kept. Lower learning_rate, set "
                 "optimizer.grad_clip_norm, or set on_nonfinite='skip' to skip such batches."

@@ -4,6 +4,8 @@ import jax
 import ml_collections
 import optax
 
+from jaxconv.errors import ConfigError
+
 
 def schedule(
     config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int
@@ -23,7 +25,7 @@ def schedule(
         boundaries = {int(epoch * steps_per_epoch) - warmup: 0.1 for epoch in options.step_epochs}
         main = optax.piecewise_constant_schedule(peak, boundaries)
     else:
-        raise ValueError(
+        raise ConfigError(
             f"unknown optimizer.schedule '{options.schedule}'; use cosine, constant or step."
         )
     if not warmup:
@@ -57,7 +59,7 @@ def create(
             optax.sgd(learning_rate, momentum=options.momentum or None, nesterov=options.nesterov),
         )
     else:
-        raise ValueError(f"unknown optimizer.name '{options.name}'; use adamw, adam or sgd.")
+        raise ConfigError(f"unknown optimizer.name '{options.name}'; use adamw, adam or sgd.")
     if options.grad_clip_norm > 0:
         optimizer = optax.chain(optax.clip_by_global_norm(options.grad_clip_norm), optimizer)
     return optimizer

@@ -22,8 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxconv import layers
-from jaxconv.ops import fast_conv
+from jaxconv.errors import ConfigError
 
 DATA_AXIS = "data"
 PMAP_AXIS = "devices"
@@ -38,7 +37,7 @@ def check_batch_size(batch_size: int, device_count: int, name: str = "batch_size
     """Stops before compiling when the global batch does not split evenly over the devices."""
     if batch_size % device_count:
         lower = batch_size - batch_size % device_count
-        raise ValueError(
+        raise ConfigError(
             f"{name}={batch_size} does not divide across {device_count} devices; "
             f"use a multiple of {device_count} (e.g. --config.{name}="
             f"{lower or device_count})."
@@ -88,6 +87,8 @@ class JitStrategy:
         self.shard_params, self.min_shard_size = shard_params, min_shard_size
         self.device_count = self.mesh.size
         self._state_sharding = replicated(self.mesh)
+        # One program over the global batch: batch-norm statistics are global already.
+        self.batch_norm_axis = None
 
     def create_state(self, create_fn):
         """Runs `create_fn()` so that the state is born on the devices with its sharding."""
@@ -142,7 +143,8 @@ class PmapStrategy:
     def __init__(self, sync_batch_norm: bool = True, devices=None):
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self.device_count = len(self.devices) * jax.process_count()
-        self.sync_batch_norm = sync_batch_norm
+        # The axis the model's batch norm averages its statistics over (its batch_norm_axis).
+        self.batch_norm_axis = PMAP_AXIS if sync_batch_norm else None
 
     def _replicate(self, tree):
         """One copy of `tree` per local device, stacked along a leading device axis."""
@@ -166,14 +168,8 @@ class PmapStrategy:
         return jax.tree.map(lambda x: x.reshape(count, x.shape[0] // count, *x.shape[1:]), batch)
 
     def _pmap(self, step_fn, donate: bool, **bound):
-        norm_axis = PMAP_AXIS if self.sync_batch_norm else None
-
-        def per_device(state, batch):
-            with layers.batch_norm_axis(norm_axis):
-                return step_fn(state, batch, axis_name=PMAP_AXIS, **bound)
-
         compiled = jax.pmap(
-            per_device,
+            functools.partial(step_fn, axis_name=PMAP_AXIS, **bound),
             axis_name=PMAP_AXIS,
             devices=self.devices,
             donate_argnums=(0,) if donate else (),
@@ -201,17 +197,17 @@ class PmapStrategy:
         return self._replicate(state)
 
 
-def trial_steps(strategy, step_fn, state, batch, **bound):
-    """For the network-level check of `conv_planning.plan`: a function of plans returning a
-    function of no arguments that runs one step of `step_fn(state, batch, **bound)` computed
-    with those plans, compiled as `strategy` compiles the run's step. The steps share a copy
-    of `state` made through the host (new buffers, the same placement: each step donates the
-    state it is given), and `batch()`, this process's rows, is read and placed at the first
-    step built."""
+def trial_steps(strategy, step_fn, state, batch, model_with_plans, **bound):
+    """For the network-level check of `planning.plan`: a function of plans returning a
+    function of no arguments that runs one step of `step_fn(state, batch, **bound)` with
+    `model=model_with_plans(plans)` (the model computing its convolutions with those plans),
+    compiled as `strategy` compiles the run's step. The steps share a copy of `state` made
+    through the host (new buffers, the same placement: each step donates the state it is
+    given), and `batch()`, this process's rows, is read and placed at the first step built."""
     trial = {}
 
     def build(plans):
-        step = strategy.compile_train_step(fast_conv.with_plans(step_fn, plans), **bound)
+        step = strategy.compile_train_step(step_fn, model=model_with_plans(plans), **bound)
         if not trial:
             saved = jax.tree.map(np.asarray, strategy.to_saved(state))
             trial["state"] = strategy.from_saved(saved)
@@ -232,14 +228,14 @@ def make_strategy(config):
     if mode == "jit":
         if not config.parallel.sync_batch_norm:
             # One jitted program over a global batch has one set of batch statistics.
-            raise ValueError(
+            raise ConfigError(
                 "parallel.sync_batch_norm=False (per-device batch statistics) needs "
                 "parallel.mode='pmap'; with 'jit' they are always the global batch's."
             )
         return JitStrategy(shard_params=config.parallel.shard_params)
     if mode == "pmap":
         return PmapStrategy(sync_batch_norm=config.parallel.sync_batch_norm)
-    raise ValueError(f"unknown parallel.mode '{mode}'; use one of {', '.join(MODES)}.")
+    raise ConfigError(f"unknown parallel.mode '{mode}'; use one of {', '.join(MODES)}.")
 
 
 def initialize_distributed(config) -> str | None:
@@ -263,7 +259,7 @@ def initialize_distributed(config) -> str | None:
     if not address and count <= 1:
         return None
     if not address or count < 1 or not 0 <= index < count:
-        raise ValueError(
+        raise ConfigError(
             f"a multi-host run needs a coordinator address, a process count and a "
             f"process id in [0, count); got address '{address}', count {count}, id "
             f"{index}. Set --config.parallel.coordinator_address=HOST:PORT "

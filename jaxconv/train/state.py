@@ -1,6 +1,5 @@
 """The training state: everything a run needs to continue exactly where it stopped."""
 
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -24,11 +23,10 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
     rng: jax.Array
     ema_params: Any
-    apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     def variables(self, *, for_eval: bool = False) -> dict:
-        """The model variables for `apply_fn`; for evaluation, the averaged parameters when
+        """The model variables for `model.apply`; for evaluation, the averaged parameters when
         there are any."""
         params = self.ema_params if for_eval and self.ema_params else self.params
         if self.batch_stats:
@@ -54,7 +52,6 @@ def create(
         opt_state=tx.init(params),
         rng=state_rng,
         ema_params=params if ema else {},
-        apply_fn=model.apply,
         tx=tx,
     )
 

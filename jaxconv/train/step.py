@@ -1,6 +1,7 @@
 """The pure training and evaluation steps.
 
-Both are module-level functions of `(state, batch)` with the task bound by keyword; they are
+Both are module-level functions of `(state, batch)` with the model and the task's loss bound by
+keyword (`model` is a Linen module, or anything with its `apply`); they are
 compiled in exactly one place, `jaxconv.train.parallel`. They never know how many devices there
 are: under `jax.jit` with a data-sharded global batch, sums and batch-norm statistics are
 already global. Under `jax.pmap`, `axis_name` names the device axis and gradients, metrics and
@@ -27,7 +28,7 @@ def _psum(tree, axis_name):
     return tree if axis_name is None else jax.lax.psum(tree, axis_name)
 
 
-def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name, aux_weight):
+def _gradients(state: TrainState, batch: dict, rng, model, loss_and_metrics, aux_weight):
     """Loss, task metrics, updated batch statistics and gradients on one (micro-)batch.
 
     Outputs a model sows into `auxiliary_outputs` (deep supervision: inner levels predicting
@@ -36,7 +37,7 @@ def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name,
 
     def loss_fn(params):
         variables = {**state.variables(), "params": params}
-        outputs, mutated = state.apply_fn(
+        outputs, mutated = model.apply(
             variables,
             batch["image"],
             train=True,
@@ -56,13 +57,13 @@ def _gradients(state: TrainState, batch: dict, rng, loss_and_metrics, axis_name,
 
 
 def _accumulated_gradients(
-    state, batch, rng, loss_and_metrics, axis_name, num_microbatches, aux_weight
+    state, batch, rng, model, loss_and_metrics, num_microbatches, aux_weight
 ):
     """Gradients averaged over `num_microbatches` equal slices of `batch`, computed one slice
     at a time (so activations for only one slice are alive); batch statistics are updated
     slice after slice, as consecutive small batches would update them."""
     if num_microbatches == 1:
-        return _gradients(state, batch, rng, loss_and_metrics, axis_name, aux_weight)
+        return _gradients(state, batch, rng, model, loss_and_metrics, aux_weight)
 
     # Slice i takes rows i, i + k, i + 2k, ...: every slice spans every device's rows, so a
     # data-sharded batch is never moved between devices.
@@ -78,8 +79,8 @@ def _accumulated_gradients(
             state.replace(batch_stats=batch_stats),
             micro,
             jax.random.fold_in(rng, index),
+            model,
             loss_and_metrics,
-            axis_name,
             aux_weight,
         )
         add = lambda a, b: jax.tree.map(jnp.add, a, b)
@@ -92,7 +93,7 @@ def _accumulated_gradients(
 
     first = jax.tree.map(lambda x: x[0], jax.tree.map(split, batch))
     shapes = jax.eval_shape(
-        lambda: _gradients(state, first, rng, loss_and_metrics, axis_name, aux_weight)
+        lambda: _gradients(state, first, rng, model, loss_and_metrics, aux_weight)
     )
     zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
     carry = (state.batch_stats, jnp.zeros((), jnp.float32), zeros(shapes[1]), zeros(shapes[3]))
@@ -107,6 +108,7 @@ def train_step(
     state: TrainState,
     batch: dict,
     *,
+    model,
     loss_and_metrics: Callable,
     axis_name: str | None = None,
     num_microbatches: int = 1,
@@ -123,7 +125,7 @@ def train_step(
     if axis_name is not None:  # a different dropout mask on each device
         rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
     loss, metrics, batch_stats, grads = _accumulated_gradients(
-        state, batch, rng, loss_and_metrics, axis_name, num_microbatches, auxiliary_loss_weight
+        state, batch, rng, model, loss_and_metrics, num_microbatches, auxiliary_loss_weight
     )
     grads = _pmean(grads, axis_name)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -160,10 +162,15 @@ def train_step(
 
 
 def eval_step(
-    state: TrainState, batch: dict, *, loss_and_metrics: Callable, axis_name: str | None = None
+    state: TrainState,
+    batch: dict,
+    *,
+    model,
+    loss_and_metrics: Callable,
+    axis_name: str | None = None,
 ) -> Metrics:
-    """The task's (sum, count) metrics of the model in inference mode on `batch`."""
-    outputs = state.apply_fn(state.variables(for_eval=True), batch["image"], train=False)
+    """The task's (sum, count) metrics of `model` in inference mode on `batch`."""
+    outputs = model.apply(state.variables(for_eval=True), batch["image"], train=False)
     _, metrics = loss_and_metrics(outputs, batch)
     return _psum(metrics, axis_name)
 

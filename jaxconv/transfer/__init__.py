@@ -10,7 +10,7 @@ Three steps, each a function the training loop calls:
    pattern keep their initialisation, which is how the head is replaced by one with any number
    of classes, as big_vision does; every other mismatch is reported by name.
 3. `freeze(tx, trainable)` gives updates and optimizer state only to the parameters matching a
-   `trainable` pattern, and `freeze_model(state, trainable)` stops gradients at the frozen ones
+   `trainable` pattern, and `freeze_model(model, trainable)` stops gradients at the frozen ones
    and runs the model in inference mode, so that frozen batch norms use, and keep, their running
    statistics.
 

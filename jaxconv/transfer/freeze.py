@@ -1,7 +1,8 @@
 """Frozen parameters: no gradient, no update, no optimizer state, batch norm in inference mode."""
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import flax.traverse_util
 import jax
@@ -39,8 +40,8 @@ def freeze(tx: optax.GradientTransformation, trainable: Iterable[str]):
 
 @dataclasses.dataclass(frozen=True)
 class FrozenModel:
-    """An `apply_fn` for a model whose parameters outside `trainable` are frozen: no gradient
-    reaches them, and the model runs as at evaluation whatever `train` it is given.
+    """`model` with its parameters outside `trainable` frozen: no gradient reaches them, and
+    `apply` runs the model as at evaluation whatever `train` it is given.
 
     Inference mode is what a frozen batch norm needs: it normalises with its running statistics
     and leaves them unchanged. Flax's `train` flag switches the whole model, so the trainable
@@ -48,14 +49,13 @@ class FrozenModel:
     scale and bias against fixed statistics (the usual advice when fine-tuning part of a network
     with batch norm). The heads of our models are one dense layer, which has neither.
 
-    A dataclass rather than a closure so that two wrappings compare equal: the TrainState's
-    treedef, and so the compiled step's cache and the state's shardings, depend on it.
+    A dataclass rather than a closure so that two wrappings compare equal.
     """
 
-    apply_fn: Callable
+    model: Any
     trainable: tuple[str, ...]
 
-    def __call__(self, variables, *args, train: bool, **kwargs):
+    def apply(self, variables, *args, train: bool, **kwargs):
         del train
         labels = trainable_labels(variables["params"], self.trainable)
         # Constant to autodiff, so the backward pass stops at the trainable layers.
@@ -64,16 +64,15 @@ class FrozenModel:
             variables["params"],
             labels,
         )
-        return self.apply_fn({**variables, "params": params}, *args, train=False, **kwargs)
+        return self.model.apply({**variables, "params": params}, *args, train=False, **kwargs)
 
 
-def freeze_model(state, trainable: Iterable[str]):
-    """`state` whose model freezes the parameters outside `trainable` (see `FrozenModel`);
-    with `trainable` empty, `state` unchanged."""
+def freeze_model(model, trainable: Iterable[str]):
+    """`model` with the parameters outside `trainable` frozen (see `FrozenModel`); with
+    `trainable` empty, `model` itself."""
     trainable = tuple(trainable)
     if not trainable:
-        return state
-    apply_fn = state.apply_fn
-    if isinstance(apply_fn, FrozenModel):
-        apply_fn = apply_fn.apply_fn
-    return state.replace(apply_fn=FrozenModel(apply_fn, trainable))
+        return model
+    if isinstance(model, FrozenModel):
+        model = model.model
+    return FrozenModel(model, trainable)

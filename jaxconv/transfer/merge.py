@@ -12,12 +12,11 @@ import flax.traverse_util
 import jax
 import numpy as np
 
-# The layers whose shape follows the number of classes: the head, and a deeply supervised
-# U-Net's auxiliary heads. Not loading them lets a pretrained model serve any class count.
-CLASS_LAYERS = ("head/.*", r"auxiliary\d+/.*")
+from jaxconv.configs.base import CLASS_LAYERS
+from jaxconv.errors import DataError
 
 
-class TransferError(ValueError):
+class TransferError(DataError):
     """Pretrained variables that do not fit the model; the message lists every problem by name."""
 
 

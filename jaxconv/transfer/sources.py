@@ -1,10 +1,8 @@
-"""Where pretrained variables come from: torchvision files or jaxconv checkpoints."""
+"""Where pretrained variables come from: torchvision files or jaxconv runs."""
 
-import pathlib
-
-from jaxconv.train import checkpoint
 from jaxconv.transfer.merge import TransferError
 from jaxconv.transfer.torchvision_weights import from_torchvision
+from jaxconv.workdir import restore
 
 SOURCE_KINDS = ("torchvision", "checkpoint")
 
@@ -16,18 +14,7 @@ def from_checkpoint(workdir, step: int | None = None, *, ema: bool = True) -> di
     With `ema` and a run that kept an exponential moving average, the averaged parameters,
     which are the ones its evaluation reported.
     """
-    # Imported here: jaxconv.train.restore reads configs, whose defaults come from this package.
-    from jaxconv.train import restore
-
-    exported = pathlib.Path(workdir) / restore.EXPORTED_VARIABLES
-    if step is None and exported.exists():
-        return restore.read_exported(exported)
-    state = checkpoint.read_state(workdir, step)
-    params = state["ema_params"] if ema and state.get("ema_params") else state["params"]
-    variables = {"params": params}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return variables
+    return restore.read_variables(workdir, step, ema=ema)[0]
 
 
 def load(source: str, model_name: str) -> dict:

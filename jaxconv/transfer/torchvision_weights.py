@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxconv import models
+from jaxconv.errors import DependencyError, MissingFileError
 from jaxconv.models import alexnet, resnet, vgg
 from jaxconv.transfer.merge import TransferError, flatten
 
@@ -130,7 +131,7 @@ def read_state_dict(path_or_state_dict) -> dict[str, np.ndarray]:
         return {name: to_numpy(value) for name, value in path_or_state_dict.items()}
     path = pathlib.Path(path_or_state_dict)
     if not path.is_file():
-        raise FileNotFoundError(f"no pretrained weights file at {path}")
+        raise MissingFileError(f"no pretrained weights file at {path}")
     if path.suffix == ".safetensors":
         return read_safetensors(path)
     if path.suffix in (".pth", ".pt"):
@@ -145,7 +146,7 @@ def read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         import safetensors.numpy
     except ImportError:
-        raise ImportError(
+        raise DependencyError(
             f"reading {path.name} needs the safetensors package: pip install safetensors"
         ) from None
     return safetensors.numpy.load_file(path)
@@ -156,7 +157,7 @@ def read_torch_file(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
-        raise ImportError(
+        raise DependencyError(
             f"reading {path.name} needs PyTorch: pip install torch==2.13.0 (or save the weights "
             "as .safetensors, which needs only the safetensors package)"
         ) from None

@@ -3,7 +3,7 @@
 import importlib.util
 import pathlib
 
-from jaxconv.ops import dnnl
+from jaxconv.cpu import dnnl
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location(

@@ -13,7 +13,7 @@ from jaxconv import data, tasks
 from jaxconv.configs import base
 from jaxconv.train import loop
 from jaxconv.train import state as state_lib
-from jaxconv.train.checkpoint import Checkpointer
+from jaxconv.workdir.checkpoint import Checkpointer
 
 
 def save_run(workdir: pathlib.Path, config, records: list[dict], summary: dict | None = None):

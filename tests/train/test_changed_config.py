@@ -3,7 +3,7 @@
 import pytest
 
 from jaxconv.train import loop
-from jaxconv.train.checkpoint import CheckpointError
+from jaxconv.workdir.checkpoint import CheckpointError
 
 
 def test_checkpoints_of_another_structure_are_refused_and_kept(tmp_path, digits_config):

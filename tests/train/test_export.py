@@ -7,7 +7,7 @@ import pytest
 
 from jaxconv import transfer
 from jaxconv.train import loop, restore
-from jaxconv.train.checkpoint import read_state
+from jaxconv.workdir.checkpoint import read_state
 
 
 @pytest.fixture
@@ -24,13 +24,13 @@ def leaves(tree):
 def test_export_keeps_the_evaluation_variables(trained, tmp_path, dtype, rtol):
     path = restore.export_run(trained, tmp_path / "model", dtype=dtype)
     saved = read_state(trained)
-    _, model, exported = restore.load_run(tmp_path / "model", num_outputs=10)
+    _, model, exported, _ = restore.load_run(tmp_path / "model", num_outputs=10)
     assert set(exported) == {"params"}  # no optimizer state travels
     for got, want in zip(leaves(exported["params"]), leaves(saved["params"]), strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7 if rtol else 0)
     images = np.random.default_rng(0).random((3, 8, 8, 1), np.float32)
-    _, _, original = restore.load_run(trained, num_outputs=10)
+    original = restore.load_run(trained, num_outputs=10).variables
     np.testing.assert_allclose(
         model.apply(exported, images, train=False),
         model.apply(original, images, train=False),

@@ -15,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxconv.train.checkpoint import read_state
+from jaxconv.workdir.checkpoint import read_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # LeNet-5 with augmentation on, small batches, a checkpoint every 5 steps; XLA's convolutions

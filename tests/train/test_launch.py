@@ -11,7 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxconv.train.checkpoint import read_state
+from jaxconv.workdir.checkpoint import read_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHORT = [

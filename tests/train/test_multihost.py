@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxconv.train.checkpoint import read_state
+from jaxconv.workdir.checkpoint import read_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARGS = [

@@ -19,10 +19,10 @@ import pytest
 from orbax.checkpoint import checkpoint_manager
 
 from jaxconv.configs import loading
-from jaxconv.train import checkpoint, loop, parallel
-from jaxconv.train.checkpoint import read_state
+from jaxconv.workdir import checkpoint, loop, parallel
+from jaxconv.workdir.checkpoint import read_state
 from jaxconv.train.state import TrainState
-from jaxconv.train.writers import read_metrics
+from jaxconv.workdir.writers import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -5,13 +5,13 @@ with oneDNN's forward convolution primitive. XLA's own pass that emits that call
 into Intel's builds, so a PyPI jaxlib never uses it; `convolution` emits the call itself. On a
 2-core AVX-512 machine it computed the forward pass of ResNet's 3x3 layers 1.1-1.4x faster
 than XLA's convolution, and of few-channel layers (LeNet's, U-Net's first, a 3-channel stem)
-2-12x faster; jaxconv.ops.conv_planning measures it on each machine like every formulation.
+2-12x faster; jaxconv.cpu.planning measures it on each machine like every formulation.
 
 The primitive is oneDNN's forward pass only: a correlation in any dimension order, with
 strides, non-negative padding and kernel dilation. The input gradient of a stride-1 convolution
 is one too (the output gradient correlated with the flipped kernel); the kernel gradient is not
 usefully one (its window is the whole output), so oneDNN's backward primitives come from its
-own library instead (jaxconv.ops.dnnl), with the input gradient at other strides.
+own library instead (jaxconv.cpu.dnnl), with the input gradient at other strides.
 
 The call is an interface inside jaxlib, not a published one: its configuration has changed
 between releases. So `available()` runs it once on an awkward small case (strides, asymmetric

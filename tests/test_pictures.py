@@ -11,7 +11,7 @@ from jaxconv import models, report
 from jaxconv.configs import base
 from jaxconv.data.source import ArraySource
 from jaxconv.report import images, predictions
-from jaxconv.train.writers import MetricWriter
+from jaxconv.workdir.writers import MetricWriter
 
 
 def test_psnr_matches_scikit_image():

@@ -9,7 +9,7 @@ import pytest
 from jax.experimental import io_callback
 
 from jaxconv import layers
-from jaxconv.ops import conv_planning, fast_conv
+from jaxconv.cpu import fast_conv, planning
 
 
 def two_convolutions(x):
@@ -23,7 +23,7 @@ IMAGES = jax.ShapeDtypeStruct((4, 12, 12, 3), jnp.float32)
 
 
 class SimulatedClock:
-    """Stands in for the `time` module in conv_planning: a call that 'sleeps' moves the clock
+    """Stands in for the `time` module in planning: a call that 'sleeps' moves the clock
     by exactly that much, so a test of the timing logic does not depend on a busy machine's
     real sleeps (a 1 ms sleep can take 30 ms on a loaded CI runner)."""
 
@@ -40,26 +40,26 @@ class SimulatedClock:
 @pytest.fixture
 def clock(monkeypatch):
     simulated = SimulatedClock()
-    monkeypatch.setattr(conv_planning, "time", simulated)
+    monkeypatch.setattr(planning, "time", simulated)
     return simulated
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXCONV_CACHE_DIR", str(tmp_path / "cache"))
-    return conv_planning.cache_path()
+    return planning.cache_path()
 
 
-@pytest.mark.parametrize("outcome", [None, *conv_planning.VARIANTS])
+@pytest.mark.parametrize("outcome", [None, *planning.VARIANTS])
 def test_every_convolution_is_planned_with_its_fastest_formulations(
     tmp_path, cache, monkeypatch, outcome
 ):
     """Each shape's plan as the network-level check keeps it: that check's own outcome (None),
     or each of its possible outcomes forced."""
     if outcome is not None:
-        monkeypatch.setattr(conv_planning, "measure_network", lambda *args: (outcome, {}))
+        monkeypatch.setattr(planning, "measure_network", lambda *args: (outcome, {}))
     messages = []
-    plans = conv_planning.plan(
+    plans = planning.plan(
         two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
     )
     geometries = sorted(key[0].kernel_shape for key in plans)
@@ -70,12 +70,12 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
     # The run's file holds the plans as used: the per-shape choices as the network-level
     # check's outcome keeps them.
     (variant,) = document["networks"].values()
-    assert variant in conv_planning.VARIANTS and outcome in (None, variant)
+    assert variant in planning.VARIANTS and outcome in (None, variant)
     for key in plans:
         entry = entries[f"{key[0].key}|{key[1]}"]
-        assert plans[key] == fast_conv.Plan(**{role: entry[role] for role in conv_planning.ROLES})
+        assert plans[key] == fast_conv.Plan(**{role: entry[role] for role in planning.ROLES})
         routes = fast_conv.onednn_routes(*key)
-        for role in conv_planning.ROLES:
+        for role in planning.ROLES:
             planned = _fastest(entry["seconds"], role)
             # What each variant leaves as planned: Winograd's (fewer multiplications), and
             # oneDNN's library primitives where the variant allows host calls.
@@ -112,31 +112,31 @@ def _fastest(seconds: dict, role: str) -> str:
     Winograd formulation if its three products took less time in all."""
     layer = seconds.get("layer")
     chosen = {}
-    for each in conv_planning.ROLES:
+    for each in planning.ROLES:
         direct = {n: t for n, t in seconds[each].items() if n not in fast_conv.WINOGRAD}
         rejected = layer and layer["planned"] >= layer["xla"]
         chosen[each] = "xla" if rejected else min(direct, key=direct.get)
     totals = {
-        name: sum(seconds[each][name] for each in conv_planning.ROLES)
+        name: sum(seconds[each][name] for each in planning.ROLES)
         for name in fast_conv.WINOGRAD
-        if all(name in seconds[each] for each in conv_planning.ROLES)
+        if all(name in seconds[each] for each in planning.ROLES)
     }
-    direct_total = sum(seconds[each][chosen[each]] for each in conv_planning.ROLES)
+    direct_total = sum(seconds[each][chosen[each]] for each in planning.ROLES)
     if totals and min(totals.values()) < direct_total:
         return min(totals, key=totals.get)
     return chosen[role]
 
 
 def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
-    first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    first = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
 
     def no_measuring(*args):
         raise AssertionError("measured again")
 
-    monkeypatch.setattr(conv_planning, "measure", no_measuring)
+    monkeypatch.setattr(planning, "measure", no_measuring)
     # From the run's own file, and (a new run) from the machine's.
-    assert conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json") == first
-    assert conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json") == first
+    assert planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json") == first
+    assert planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json") == first
     assert (tmp_path / "new.json").exists()
 
 
@@ -144,9 +144,9 @@ def test_plans_are_read_back_not_measured_again(tmp_path, cache, monkeypatch):
 def measured(monkeypatch):
     """The (geometry, dtype) of every measurement made from here on."""
     keys = []
-    real_measure = conv_planning.measure
+    real_measure = planning.measure
     monkeypatch.setattr(
-        conv_planning, "measure", lambda *key: keys.append(key) or real_measure(*key)
+        planning, "measure", lambda *key: keys.append(key) or real_measure(*key)
     )
     return keys
 
@@ -163,15 +163,15 @@ def measured(monkeypatch):
 def test_machine_plans_chosen_among_other_formulations_are_measured_again(
     tmp_path, cache, measured, written_before
 ):
-    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     document = json.loads(cache.read_text())
     written_before(document["formulations"])
     cache.write_text(json.dumps(document))
     measured.clear()
-    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
     assert len(measured) == 2
     # The run's own file is never second-guessed: a resumed run computes what it did.
-    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert len(measured) == 2
 
 
@@ -181,62 +181,62 @@ def test_plans_measured_on_another_machine_are_never_used_here(
     # A home folder shared by two CPUs, or one machine under other XLA flags or allocator
     # settings: each measures for itself and keeps its own file, and neither loses the other's
     # plans.
-    first = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    first = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     measured.clear()
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     monkeypatch.setattr(platform, "cpu_model", lambda: "Another CPU (family 1 model 2)")
-    other = conv_planning.cache_path()
+    other = planning.cache_path()
     assert other != cache and other.parent == cache.parent
-    conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
     assert len(measured) == 2
     assert json.loads(other.read_text())["cpu"] == "Another CPU (family 1 model 2)"
-    assert set(conv_planning.read_file(cache)) == {conv_planning._file_key(k) for k in first}
+    assert set(planning.read_file(cache)) == {planning._file_key(k) for k in first}
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
-    flags = conv_planning.cache_path()
+    flags = planning.cache_path()
     assert flags not in (cache, other)
     # The allocator setting too (timed without it, every new buffer is faulted in).
     monkeypatch.setattr(platform, "_freed_memory_kept", not platform.freed_memory_kept())
-    assert conv_planning.cache_path() not in (cache, other, flags)
+    assert planning.cache_path() not in (cache, other, flags)
 
 
 def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
-    plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     forced = {
-        conv_planning._file_key(key): fast_conv.Plan("taps", "col2im", "taps") for key in plans
+        planning._file_key(key): fast_conv.Plan("taps", "col2im", "taps") for key in plans
     }
-    conv_planning.write_file(tmp_path / "run.json", forced, {})
-    again = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    planning.write_file(tmp_path / "run.json", forced, {})
+    again = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert set(again.values()) == {fast_conv.Plan("taps", "col2im", "taps")}
 
 
 def test_an_unreadable_plan_file_is_named_with_the_fix(tmp_path, cache):
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(ValueError, match="run.json is unreadable.*delete it"):
-        conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+        planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
 
 
 def test_a_function_without_convolutions_needs_no_plan(tmp_path, cache):
-    assert conv_planning.plan(lambda x: x * 2, IMAGES, path=tmp_path / "run.json") == {}
+    assert planning.plan(lambda x: x * 2, IMAGES, path=tmp_path / "run.json") == {}
     assert not (tmp_path / "run.json").exists()
 
 
 def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypatch):
     # Two runs measuring the same shapes at once must still compute them the same way.
     theirs = fast_conv.Plan("taps", "col2im", "taps")
-    measure = conv_planning.measure
+    measure = planning.measure
 
     def measured_while_another_run_wrote(geometry, dtype):
-        name = conv_planning._file_key((geometry, dtype))
-        conv_planning.write_file(cache, {**conv_planning._read_cache(), name: theirs}, {})
+        name = planning._file_key((geometry, dtype))
+        planning.write_file(cache, {**planning._read_cache(), name: theirs}, {})
         return measure(geometry, dtype)
 
-    monkeypatch.setattr(conv_planning, "measure", measured_while_another_run_wrote)
-    monkeypatch.setattr(conv_planning, "measure_network", lambda *args: ("planned", {}))
+    monkeypatch.setattr(planning, "measure", measured_while_another_run_wrote)
+    monkeypatch.setattr(planning, "measure_network", lambda *args: ("planned", {}))
     cache.parent.mkdir(parents=True)
-    plans = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert set(plans.values()) == {theirs}
-    assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {theirs}
+    assert set(planning.read_file(tmp_path / "run.json").values()) == {theirs}
 
 
 @pytest.mark.parametrize("layer_planned,expected", [(2.0, "xla"), (0.5, "taps")])
@@ -246,7 +246,7 @@ def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_pla
     every = {name for names in fast_conv.FORMULATIONS.values() for name in names}
     alone = dict.fromkeys(every, 3.0) | {"xla": 1.0, "taps": 0.5}
     plan, timings = _measure_with_times(
-        monkeypatch, geometry, dict.fromkeys(conv_planning.ROLES, alone), layer_planned
+        monkeypatch, geometry, dict.fromkeys(planning.ROLES, alone), layer_planned
     )
     assert plan.forward == expected
     assert timings["layer"] == {"xla": 1.0, "planned": layer_planned}
@@ -255,20 +255,20 @@ def test_a_plan_is_kept_only_if_the_whole_layer_is_faster(monkeypatch, layer_pla
 def _measure_with_times(monkeypatch, geometry, alone: dict, layer_planned: float):
     """`measure` where each product takes `alone[role][formulation]` seconds, the whole layer
     1.0 with XLA's convolution and `layer_planned` with the plan."""
-    monkeypatch.setattr(conv_planning, "_role_function", lambda role, f, g: (_Tagged(role), None))
-    monkeypatch.setattr(conv_planning, "_layer_function", lambda plan, g: (_Tagged(plan), None))
+    monkeypatch.setattr(planning, "_role_function", lambda role, f, g: (_Tagged(role), None))
+    monkeypatch.setattr(planning, "_layer_function", lambda plan, g: (_Tagged(plan), None))
 
     def side_by_side(functions, dtype):
         times = {}
         for name, (tagged, _) in functions.items():
-            if tagged.tag in conv_planning.ROLES:
+            if tagged.tag in planning.ROLES:
                 times[name] = alone[tagged.tag][name]
             else:
                 times[name] = 1.0 if tagged.tag == fast_conv.XLA_PLAN else layer_planned
         return times
 
-    monkeypatch.setattr(conv_planning, "_side_by_side", side_by_side)
-    return conv_planning.measure(geometry, "float32")
+    monkeypatch.setattr(planning, "_side_by_side", side_by_side)
+    return planning.measure(geometry, "float32")
 
 
 class _Tagged:
@@ -301,7 +301,7 @@ def test_winograd_is_planned_for_a_layer_whose_products_take_less_time_in_all(
             "winograd": 0.9,
             "winograd4": seconds,
         }
-        for role, seconds in zip(conv_planning.ROLES, winograd4)
+        for role, seconds in zip(planning.ROLES, winograd4)
     }
     plan, timings = _measure_with_times(monkeypatch, geometry, alone, layer_planned)
     assert plan.forward == expected
@@ -316,60 +316,60 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     geometry = fast_conv.Geometry((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1))
     plans = {(geometry, "float32"): fast_conv.Plan("onednn", "col2im", "swapped")}
     key = (geometry, "float32")
-    assert conv_planning.restrict(plans, "planned") == plans
-    assert conv_planning.restrict(plans, "xla")[key] == fast_conv.XLA_PLAN
+    assert planning.restrict(plans, "planned") == plans
+    assert planning.restrict(plans, "xla")[key] == fast_conv.XLA_PLAN
     # 'onednn': oneDNN for each product it can compute here, whatever the plan chose;
     # 'onednn_in_program': only where jaxlib's call computes it.
     routes = {"forward": "jaxlib", "input_grad": None, "kernel_grad": "library"}
     monkeypatch.setattr(fast_conv, "onednn_routes", lambda g, dtype: routes)
-    assert conv_planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
-    assert conv_planning.restrict(plans, "onednn_direct") == conv_planning.restrict(plans, "onednn")
-    in_program = conv_planning.restrict(plans, "onednn_in_program")[key]
+    assert planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
+    assert planning.restrict(plans, "onednn_direct") == planning.restrict(plans, "onednn")
+    in_program = planning.restrict(plans, "onednn_in_program")[key]
     assert in_program == fast_conv.Plan("onednn", "xla", "xla")
     # Products planned as Winograd's stay so in 'onednn' and 'onednn_in_program' (fewer
     # multiplications, not a slower kernel for the same ones); 'onednn_direct' drops them.
     winograd = {key: fast_conv.Plan("winograd4", "col2im", "winograd")}
-    assert conv_planning.restrict(winograd, "onednn")[key] == fast_conv.Plan(
+    assert planning.restrict(winograd, "onednn")[key] == fast_conv.Plan(
         "winograd4", "xla", "winograd"
     )
-    assert conv_planning.restrict(winograd, "onednn_in_program")[key] == fast_conv.Plan(
+    assert planning.restrict(winograd, "onednn_in_program")[key] == fast_conv.Plan(
         "winograd4", "xla", "winograd"
     )
-    assert conv_planning.restrict(winograd, "onednn_direct")[key] == fast_conv.Plan(
+    assert planning.restrict(winograd, "onednn_direct")[key] == fast_conv.Plan(
         "onednn", "xla", "onednn"
     )
-    assert conv_planning.restrict(winograd, "xla")[key] == fast_conv.XLA_PLAN
+    assert planning.restrict(winograd, "xla")[key] == fast_conv.XLA_PLAN
     # oneDNN's own Winograd and its backward-data primitive are host calls: 'onednn' keeps
     # both, 'onednn_direct' the backward-data primitive only, 'onednn_in_program' neither.
     library = {key: fast_conv.Plan("onednn_winograd", "onednn_library", "onednn_winograd")}
     routes["input_grad"] = "jaxlib"
-    assert conv_planning.restrict(library, "onednn")[key] == library[key]
-    assert conv_planning.restrict(library, "onednn_direct")[key] == fast_conv.Plan(
+    assert planning.restrict(library, "onednn")[key] == library[key]
+    assert planning.restrict(library, "onednn_direct")[key] == fast_conv.Plan(
         "onednn", "onednn_library", "onednn"
     )
-    assert conv_planning.restrict(library, "onednn_in_program")[key] == fast_conv.Plan(
+    assert planning.restrict(library, "onednn_in_program")[key] == fast_conv.Plan(
         "onednn", "onednn", "xla"
     )
     # 'onednn_library': as 'onednn', with the backward-data primitive wherever 'onednn' has
     # jaxlib's call for the input gradient and the primitive is offered.
     offered = {"forward": ("xla",), "input_grad": ("xla", "onednn", "onednn_library")}
     monkeypatch.setattr(fast_conv, "candidates", lambda g, dtype="float32": offered)
-    assert conv_planning.restrict(plans, "onednn_library")[key] == fast_conv.Plan(
+    assert planning.restrict(plans, "onednn_library")[key] == fast_conv.Plan(
         "onednn", "onednn_library", "onednn"
     )
-    assert conv_planning.restrict(library, "onednn_library")[key] == library[key]
+    assert planning.restrict(library, "onednn_library")[key] == library[key]
     offered["input_grad"] = ("xla", "onednn")
-    assert conv_planning.restrict(plans, "onednn_library") == conv_planning.restrict(
+    assert planning.restrict(plans, "onednn_library") == planning.restrict(
         plans, "onednn"
     )
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
-        conv_planning.restrict(plans, "fastest")
+        planning.restrict(plans, "fastest")
 
 
 def test_the_network_level_check_times_each_distinct_variant():
-    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
+    keys = planning.find_convolutions(two_convolutions, IMAGES)
     forced = {key: fast_conv.Plan("taps", "col2im", "taps") for key in keys}
-    variant, seconds = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, forced)
+    variant, seconds = planning.measure_network(two_convolutions, (IMAGES,), {}, forced)
     # Each oneDNN variant is timed only where it computes something the others do not.
     routes = {route for key in keys for route in fast_conv.onednn_routes(*key).values()}
     expected = {"planned", "xla"}
@@ -377,8 +377,8 @@ def test_the_network_level_check_times_each_distinct_variant():
         expected.add("onednn")
     if "jaxlib" in routes and "library" in routes:
         expected.add("onednn_in_program")
-    onednn = conv_planning.restrict(forced, "onednn")
-    if conv_planning.restrict(forced, "onednn_library") != onednn:
+    onednn = planning.restrict(forced, "onednn")
+    if planning.restrict(forced, "onednn_library") != onednn:
         expected.add("onednn_library")  # the library's input gradient, not jaxlib's call
     assert set(seconds) == expected
     assert all(value > 0 for value in seconds.values())
@@ -387,7 +387,7 @@ def test_the_network_level_check_times_each_distinct_variant():
     no_onednn = {role: ("xla",) for role in fast_conv.FORMULATIONS}
     with pytest.MonkeyPatch.context() as patch:  # nothing but XLA's to compare
         patch.setattr(fast_conv, "candidates", lambda g, dtype: no_onednn)
-        outcome = conv_planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned)
+        outcome = planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned)
     assert outcome == ("xla", {})
 
 
@@ -395,9 +395,9 @@ def test_the_network_level_check_times_oneDNN_with_and_without_winograd():
     def one_convolution(x):
         return layers.Conv(4, (3, 3)).init_with_output(jax.random.PRNGKey(0), x)[0]
 
-    (key,) = conv_planning.find_convolutions(one_convolution, IMAGES)
+    (key,) = planning.find_convolutions(one_convolution, IMAGES)
     forced = {key: fast_conv.Plan("winograd4", "col2im", "winograd4")}
-    _, seconds = conv_planning.measure_network(one_convolution, (IMAGES,), {}, forced)
+    _, seconds = planning.measure_network(one_convolution, (IMAGES,), {}, forced)
     routes = fast_conv.onednn_routes(*key)
     # 'onednn' keeps Winograd's products and computes col2im's input gradient by oneDNN's or
     # XLA's: unlike 'planned' and 'xla' everywhere.
@@ -406,7 +406,7 @@ def test_the_network_level_check_times_oneDNN_with_and_without_winograd():
         expected.add("onednn_direct")  # oneDNN's alone: unlike 'xla' wherever it computes
     if routes["input_grad"] == "library":
         expected.add("onednn_in_program")  # XLA's input gradient, not the library's
-    if conv_planning.restrict(forced, "onednn_library") != conv_planning.restrict(forced, "onednn"):
+    if planning.restrict(forced, "onednn_library") != planning.restrict(forced, "onednn"):
         expected.add("onednn_library")  # the library's input gradient, not jaxlib's call
     assert set(seconds) == expected
 
@@ -420,22 +420,22 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
         calls.append(plans)
         return "xla", {"planned": 2.0, "xla": 1.0}
 
-    monkeypatch.setattr(conv_planning, "measure_network", xla_was_fastest)
-    monkeypatch.setattr(conv_planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
+    monkeypatch.setattr(planning, "measure_network", xla_was_fastest)
+    monkeypatch.setattr(planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
     messages = []
-    plans = conv_planning.plan(
+    plans = planning.plan(
         two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
     )
     assert len(calls) == 1 and set(calls[0].values()) == {fast_conv.Plan("taps")}
     assert set(plans.values()) == {fast_conv.XLA_PLAN}
     assert "planned 2 s, xla 1 s; using 'xla' (checked in" in messages[1]
     # The run's file holds the plans as used; the machine's the measured ones and the outcome.
-    assert set(conv_planning.read_file(tmp_path / "run.json").values()) == {fast_conv.XLA_PLAN}
-    assert set(conv_planning.read_file(cache).values()) == {fast_conv.Plan("taps")}
-    assert list(conv_planning.read_networks(cache).values()) == ["xla"]
+    assert set(planning.read_file(tmp_path / "run.json").values()) == {fast_conv.XLA_PLAN}
+    assert set(planning.read_file(cache).values()) == {fast_conv.Plan("taps")}
+    assert list(planning.read_networks(cache).values()) == ["xla"]
     # A new run of the same network on this machine, and the resumed run, measure nothing.
-    again = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
-    resumed = conv_planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
+    again = planning.plan(two_convolutions, IMAGES, path=tmp_path / "new.json")
+    resumed = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert again == resumed == plans and len(calls) == 1
 
 
@@ -451,39 +451,39 @@ def test_networks_with_the_same_convolutions_but_other_layers_are_checked_apart(
         calls.append(fn)
         return next(outcomes), {}
 
-    monkeypatch.setattr(conv_planning, "measure_network", check)
-    monkeypatch.setattr(conv_planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
+    monkeypatch.setattr(planning, "measure_network", check)
+    monkeypatch.setattr(planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
     pooled = lambda x: layers.pool(two_convolutions(x), "max", 2)
-    first = conv_planning.plan(two_convolutions, IMAGES)
-    second = conv_planning.plan(pooled, IMAGES)
+    first = planning.plan(two_convolutions, IMAGES)
+    second = planning.plan(pooled, IMAGES)
     assert len(calls) == 2
     assert set(first.values()) == {fast_conv.XLA_PLAN}
     assert set(second.values()) == {fast_conv.Plan("taps")}
-    assert sorted(conv_planning.read_networks(cache).values()) == ["planned", "xla"]
+    assert sorted(planning.read_networks(cache).values()) == ["planned", "xla"]
     # Each is read back for its own network, not measured again.
-    assert conv_planning.plan(pooled, IMAGES) == second
-    assert conv_planning.plan(two_convolutions, IMAGES) == first and len(calls) == 2
-    fingerprint = lambda fn: conv_planning.program_fingerprint(fn, (IMAGES,), {})  # noqa: E731
+    assert planning.plan(pooled, IMAGES) == second
+    assert planning.plan(two_convolutions, IMAGES) == first and len(calls) == 2
+    fingerprint = lambda fn: planning.program_fingerprint(fn, (IMAGES,), {})  # noqa: E731
     assert fingerprint(pooled) == fingerprint(pooled) != fingerprint(two_convolutions)
 
 
 def test_a_partitioned_program_is_planned_without_onednns_calls(tmp_path, cache, monkeypatch):
     # XLA's partitioner would run such a call on one device with every device's batch there.
-    from jaxconv.ops import dnnl, onednn
+    from jaxconv.cpu import dnnl, onednn
 
     monkeypatch.setattr(onednn, "available", lambda: True)
     monkeypatch.setattr(dnnl, "available", lambda: True)
-    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
+    keys = planning.find_convolutions(two_convolutions, IMAGES)
     assert any("onednn" in names for names in fast_conv.candidates(*keys[0]).values())
     with fast_conv.partitioned_program():
         assert all("onednn" not in names for names in fast_conv.candidates(*keys[0]).values())
-        partitioned_file = conv_planning.cache_path()
-    assert partitioned_file != conv_planning.cache_path()  # choices among fewer formulations
-    plans = conv_planning.plan(
+        partitioned_file = planning.cache_path()
+    assert partitioned_file != planning.cache_path()  # choices among fewer formulations
+    plans = planning.plan(
         two_convolutions, IMAGES, path=tmp_path / "run.json", partitioned=True
     )
     assert all("onednn" not in vars(plan).values() for plan in plans.values())
-    assert partitioned_file.exists() and not conv_planning.cache_path().exists()
+    assert partitioned_file.exists() and not planning.cache_path().exists()
 
 
 def test_formulations_are_timed_in_turns_and_a_slow_one_only_warmed_up():
@@ -506,7 +506,7 @@ def test_formulations_are_timed_in_turns_and_a_slow_one_only_warmed_up():
         "b": (recorded("b", lambda x: x @ x), [(128, 128)]),
         "slow": (recorded("slow", slow), [(128, 128)]),
     }
-    times = conv_planning._side_by_side(functions, "float32")
+    times = planning._side_by_side(functions, "float32")
     assert calls[:3] == ["a", "b", "slow"]  # compiled, then called once each
     # Warm-up calls in turns until each has taken MEASURE_SECONDS: the slow one's few are
     # among the fast ones' first, and it is called no more after them.
@@ -517,7 +517,7 @@ def test_formulations_are_timed_in_turns_and_a_slow_one_only_warmed_up():
     assert last_slow == 3 * slow_warm_ups + 2
     assert calls.count("a") > calls.count("slow")
     # Then rounds of the two left, the order rotating from round to round.
-    rounds = conv_planning.MAX_REPEATS
+    rounds = planning.MAX_REPEATS
     assert calls[-2 * rounds :] == [
         name for index in range(rounds) for name in (["a", "b"] if index % 2 == 0 else ["b", "a"])
     ]
@@ -534,7 +534,7 @@ def test_the_fastest_variant_is_judged_round_by_round():
         {"a": 1.0, "b": 1.1},
         {"a": 2.0, "b": 2.2},
     ]
-    fastest, relative = conv_planning.fastest_in_rounds(rounds)
+    fastest, relative = planning.fastest_in_rounds(rounds)
     assert fastest == "a"
     assert relative == pytest.approx({"a": 1.0, "b": 1.1})
 
@@ -544,7 +544,7 @@ def test_calls_in_turns_stop_when_each_has_taken_its_time(clock):
         return lambda: clock.sleep(seconds)
 
     calls = {"a": sleeping(0.001), "b": sleeping(0.0015), "slow": sleeping(0.05)}
-    warm, rounds = conv_planning._in_turns(calls, 0.02, 3, 100)
+    warm, rounds = planning._in_turns(calls, 0.02, 3, 100)
     assert set(warm) == {"a", "b", "slow"}
     assert all(set(times) == {"a", "b"} for times in rounds)  # 'slow' only warmed up
     # Rounds stop as soon as both have taken 0.02 s.
@@ -552,10 +552,10 @@ def test_calls_in_turns_stop_when_each_has_taken_its_time(clock):
     assert min(spent(rounds, "a"), spent(rounds, "b")) >= 0.02
     assert min(spent(rounds[:-1], "a"), spent(rounds[:-1], "b")) < 0.02
     # At least and at most the rounds asked for, whatever the time.
-    assert len(conv_planning._in_turns(calls, 0.0, 3, 100)[1]) == 3
-    assert len(conv_planning._in_turns(calls, 100.0, 1, 4)[1]) == 4
+    assert len(planning._in_turns(calls, 0.0, 3, 100)[1]) == 3
+    assert len(planning._in_turns(calls, 100.0, 1, 4)[1]) == 4
     # A looser bound keeps the slow call in the rounds.
-    assert set(conv_planning._in_turns(calls, 0.0, 1, 1, drop_above=100)[1][0]) == set(calls)
+    assert set(planning._in_turns(calls, 0.0, 1, 1, drop_above=100)[1][0]) == set(calls)
 
 
 def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others(clock):
@@ -580,11 +580,11 @@ def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others(clock)
         }
 
     # Judged on one warm-up call, it is dropped with the truly slow one.
-    _, rounds = conv_planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5)
+    _, rounds = planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5)
     assert set(rounds[0]) == {"a"}
     # Judged on the best of warm-up calls lasting 0.06 s each, it is kept; the slow one,
     # whose one warm-up call took half that, is called twice and still dropped.
-    warm, rounds = conv_planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5, warm_seconds=0.06)
+    warm, rounds = planning._in_turns(calls(), 0.0, 1, 1, drop_above=1.5, warm_seconds=0.06)
     assert set(rounds[0]) == {"a", "hiccup"}
     assert counts["slow"] == 3  # the first call, two warm-up calls, no round
     assert counts["a"] > 30 and warm["hiccup"] < 0.01
@@ -592,9 +592,9 @@ def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others(clock)
 
 def test_the_network_level_check_times_the_training_step_when_given(cache, clock, monkeypatch):
     taps = fast_conv.Plan("taps", "col2im", "taps")
-    monkeypatch.setattr(conv_planning, "measure", lambda geometry, dtype: (taps, {}))
-    keys = conv_planning.find_convolutions(two_convolutions, IMAGES)
-    xla = conv_planning.restrict({key: taps for key in keys}, "xla")
+    monkeypatch.setattr(planning, "measure", lambda geometry, dtype: (taps, {}))
+    keys = planning.find_convolutions(two_convolutions, IMAGES)
+    xla = planning.restrict({key: taps for key in keys}, "xla")
     built = []
 
     def training_step(plans):  # XLA's everywhere is the fastest step here
@@ -602,7 +602,7 @@ def test_the_network_level_check_times_the_training_step_when_given(cache, clock
         return lambda: clock.sleep(0.001 if plans == xla else 0.0015)
 
     messages = []
-    plans = conv_planning.plan(
+    plans = planning.plan(
         two_convolutions, IMAGES, log=messages.append, training_step=training_step
     )
     assert plans == xla
@@ -611,7 +611,7 @@ def test_the_network_level_check_times_the_training_step_when_given(cache, clock
     assert "the network's training step" in messages[-1]
     assert "xla 1 ms" in messages[-1]  # the simulated step's median, in milliseconds
     # An outcome of the step's check is not taken for the gradient's, nor the other way.
-    (checked,) = conv_planning._cached_networks().items()
-    monkeypatch.setattr(conv_planning, "time", time)  # the gradient's calls take real time
-    conv_planning.plan(two_convolutions, IMAGES)
-    assert len(conv_planning._cached_networks()) == 2 and checked[1] == "xla"
+    (checked,) = planning._cached_networks().items()
+    monkeypatch.setattr(planning, "time", time)  # the gradient's calls take real time
+    planning.plan(two_convolutions, IMAGES)
+    assert len(planning._cached_networks()) == 2 and checked[1] == "xla"

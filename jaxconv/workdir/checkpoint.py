@@ -30,7 +30,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
-from jaxconv.train.state import TrainState
+from jaxconv.errors import CheckpointError, MissingFileError, WorkdirError
 
 # Saves that fail one after another before the run stops: a deleted folder costs one, a full
 # disk every one.
@@ -41,15 +41,11 @@ RETRY_SECONDS = 1.0
 _STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "ema_params")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written; earlier checkpoints are untouched."""
-
-
-class WorkdirInUseError(RuntimeError):
+class WorkdirInUseError(WorkdirError):
     """Another live run holds the workdir."""
 
 
-def _saveable(state: TrainState) -> dict:
+def _saveable(state) -> dict:
     return {field: getattr(state, field) for field in _STATE_FIELDS}
 
 
@@ -109,7 +105,7 @@ class Checkpointer:
 
     def save(
         self,
-        state: TrainState,
+        state,
         data_iterator: grain.DatasetIterator,
         metrics: dict[str, float] | None = None,
     ) -> None:
@@ -135,7 +131,7 @@ class Checkpointer:
 
     def finish(
         self,
-        state: TrainState,
+        state,
         data_iterator: grain.DatasetIterator,
         metrics: dict[str, float] | None = None,
     ) -> None:
@@ -199,9 +195,7 @@ class Checkpointer:
                     ) from error
                 time.sleep(0.5)
 
-    def restore_latest(
-        self, state: TrainState, data_iterator: grain.DatasetIterator, report=print
-    ) -> TrainState | None:
+    def restore_latest(self, state, data_iterator: grain.DatasetIterator, report=print):
         """The newest readable checkpoint restored into `state`'s structure and shardings
         (and the iterator moved to its position), or None when there is none.
 
@@ -326,7 +320,7 @@ def read_state(workdir: str | pathlib.Path, step: int | None = None) -> dict:
     if step is None:
         steps = [int(p.name) for p in directory.glob("*") if p.name.isdigit()]
         if not steps:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no checkpoint in {directory}; train first with launch.py --workdir {workdir}."
             )
         step = max(steps)

@@ -1,6 +1,6 @@
 """oneDNN's convolution primitives, from oneDNN's own library, inside XLA programs.
 
-jaxlib's oneDNN custom call (jaxconv.ops.onednn) runs oneDNN's direct forward primitive only,
+jaxlib's oneDNN custom call (jaxconv.cpu.onednn) runs oneDNN's direct forward primitive only,
 so without this module the kernel gradient is XLA's: on a 2-core AVX-512 machine its 64-channel
 3x3 layers ran at about 40% of the matmul peak, and XLA copies each layer's activations into a
 channels-first layout for it first. oneDNN's backward-weights primitive, the one PyTorch's CPU
@@ -8,7 +8,7 @@ training uses, computed those kernel gradients 2.3x faster, reading the NHWC arr
 
 oneDNN also computes 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) (`WINOGRAD`), all
 three products, with the tiles transformed, multiplied and transformed back block by block in
-the cache, where jaxconv's own Winograd (jaxconv.ops.fast_conv) makes a pass over memory for
+the cache, where jaxconv's own Winograd (jaxconv.cpu.fast_conv) makes a pass over memory for
 each step: on the same machine, 2x faster than oneDNN's direct kernels from 64 channels at
 64x64 to 512 at 8x8. It reads and writes its images in a blocked layout of its own, into which
 the NHWC arrays are reordered (about 1 ms for a 16 MB activation).

@@ -10,8 +10,8 @@ import functools
 import jax
 import numpy as np
 
+from jaxconv import pictures
 from jaxconv.data import pipeline
-from jaxconv.report import images as image_lib
 
 
 def prediction_images(
@@ -32,33 +32,33 @@ def prediction_images(
     denoising: one row per example: noisy, denoised, clean.
     """
     outputs = np.asarray(outputs, np.float32)
-    pictures = image_lib.denormalise(batch["image"], mean, std)
+    shown_images = pictures.denormalise(batch["image"], mean, std)
     if task == "classification":
         right = outputs.argmax(axis=-1) == np.asarray(batch["label"])
-        colours = np.where(right[:, None], image_lib.CORRECT, image_lib.WRONG)
-        framed = image_lib.framed(image_lib.to_rgb(pictures), colours)
-        return {"predictions/classification": image_lib.tile(framed, columns=8)}
+        colours = np.where(right[:, None], pictures.CORRECT, pictures.WRONG)
+        framed = pictures.framed(pictures.to_rgb(shown_images), colours)
+        return {"predictions/classification": pictures.tile(framed, columns=8)}
     if task == "segmentation":
         size = outputs.shape[1:3]
-        pictures = image_lib.center_crop(pictures, size)
-        truth = image_lib.center_crop(np.asarray(batch["label"]), size)
-        background = image_lib.background_class(class_names)
-        colours = image_lib.label_colours(num_classes or outputs.shape[-1], background)
-        rows = image_lib.side_by_side(
-            image_lib.to_rgb(pictures),
-            image_lib.overlay(pictures, truth, colours, background),
-            image_lib.overlay(pictures, outputs.argmax(axis=-1), colours, background),
+        shown_images = pictures.center_crop(shown_images, size)
+        truth = pictures.center_crop(np.asarray(batch["label"]), size)
+        background = pictures.background_class(class_names)
+        colours = pictures.label_colours(num_classes or outputs.shape[-1], background)
+        rows = pictures.side_by_side(
+            pictures.to_rgb(shown_images),
+            pictures.overlay(shown_images, truth, colours, background),
+            pictures.overlay(shown_images, outputs.argmax(axis=-1), colours, background),
         )
-        return {"predictions/segmentation": image_lib.tile(rows, columns=3)}
+        return {"predictions/segmentation": pictures.tile(rows, columns=3)}
     if task == "denoising":
-        clean = image_lib.denormalise(batch["target"], mean, std)
-        estimate = image_lib.denormalise(
-            image_lib.restored(np.asarray(batch["image"], np.float32), outputs, predicts_noise),
+        clean = pictures.denormalise(batch["target"], mean, std)
+        estimate = pictures.denormalise(
+            pictures.restored(np.asarray(batch["image"], np.float32), outputs, predicts_noise),
             mean,
             std,
         )
-        rows = image_lib.side_by_side(*map(image_lib.to_rgb, (pictures, estimate, clean)))
-        return {"predictions/denoising": image_lib.tile(rows, columns=3)}
+        rows = pictures.side_by_side(*map(pictures.to_rgb, (shown_images, estimate, clean)))
+        return {"predictions/denoising": pictures.tile(rows, columns=3)}
     raise ValueError(f"no prediction images for task '{task}'.")
 
 

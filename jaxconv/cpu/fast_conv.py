@@ -1,12 +1,10 @@
 """The trainable 2-D convolution, with forward and backward formulations chosen per shape.
 
-`conv_general_dilated` takes the arguments of `jax.lax.conv_general_dilated` (Flax's `nn.Conv`
-accepts it as its `conv_general_dilated` field; `jaxconv.layers.Conv` is that `nn.Conv`). It is
-XLA's convolution unless a plan for the layer's shape is in force (`use_plans`), which only
-jaxconv.ops.conv_planning makes, by measuring on the CPU (on GPU and TPU XLA's convolution,
-cuDNN's there, is already fast). A planned 2-D NHWC x HWIO convolution carries a
-`jax.custom_vjp` whose forward pass, input gradient and kernel gradient are each computed by the
-formulation its `Plan` names:
+`PlannedConvolution` takes the arguments of `jax.lax.conv_general_dilated` and is what a model's
+`convolution` field holds when the training loop has planned it (jaxconv.cpu.planning measures
+the plans on the CPU; on GPU and TPU XLA's convolution, cuDNN's there, is already fast). A
+planned 2-D NHWC x HWIO convolution carries a `jax.custom_vjp` whose forward pass, input
+gradient and kernel gradient are each computed by the formulation its `Plan` names:
 
 - 'xla': XLA's own convolution (and its transposes for the gradients).
 - 'im2col': the KH * KW shifted windows of the padded input are concatenated along channels
@@ -33,15 +31,15 @@ formulation its `Plan` names:
   ResNet and U-Net).
 - 'onednn': oneDNN's convolution, the library PyTorch's CPU convolutions run on. The forward
   pass and the stride-1 input gradient through the custom call jaxlib carries for it
-  (jaxconv.ops.onednn, offered where `onednn.available()`); the kernel gradient, and the input
+  (jaxconv.cpu.onednn, offered where `onednn.available()`); the kernel gradient, and the input
   gradient at other strides, by oneDNN's backward primitives from its library itself
-  (jaxconv.ops.dnnl, offered where `dnnl.available()`). float32 only, non-negative padding.
+  (jaxconv.cpu.dnnl, offered where `dnnl.available()`). float32 only, non-negative padding.
 - 'onednn_library' (input gradient, stride 1): oneDNN's backward-data primitive from its library
   (a host call), where 'onednn' computes the stride-1 input gradient as jaxlib's forward call
   on the transposed convolution: on LeNet-5's 6 -> 16 layer one is faster, or the other, by
   up to 2x from one measurement to the next, so both are offered.
 - 'onednn_winograd' (3x3, stride 1, no dilation): oneDNN's Winograd F(4x4, 3x3), each product
-  by its library's primitive (jaxconv.ops.dnnl), which transforms, multiplies and transforms
+  by its library's primitive (jaxconv.cpu.dnnl), which transforms, multiplies and transforms
   back block by block in the cache: it wins where jaxconv's own Winograd, a pass over memory
   for each step, loses (64-128 channels at 32x32 and 64x64, where it beats the direct kernels).
   Offered where oneDNN takes the shape (`dnnl.winograd_applies`); float32 only.
@@ -52,8 +50,6 @@ it). Layout: inputs NHWC, kernels HWIO; like XLA's convolution this is a correla
 is not flipped: a delta input returns the kernel, reversed in H and W).
 """
 
-import contextlib
-import contextvars
 import dataclasses
 import functools
 import math
@@ -64,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.ops import dnnl, onednn
+from jaxconv.cpu import dnnl, onednn
 
 Pairs = tuple[tuple[int, int], tuple[int, int]]
 NHWC_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -92,10 +88,10 @@ FORMULATIONS = {
     ),
 }
 # Raised whenever a formulation changes how it computes (and so how fast it is): plan files
-# hold choices made from the old timings, and jaxconv.ops.conv_planning measures again rather
+# hold choices made from the old timings, and jaxconv.cpu.planning measures again rather
 # than keep them. 2: oneDNN's input gradient reads the kernel's feature axes exchanged in place;
 # oneDNN's kernel gradient. 3: oneDNN's library reads and writes the program's buffers in place
-# (jaxconv.ops.dnnl), no longer copying its operands. 4: Winograd's kernel transform as one
+# (jaxconv.cpu.dnnl), no longer copying its operands. 4: Winograd's kernel transform as one
 # matrix product; Winograd F(4x4, 3x3). 5: Winograd's input gradient and col2im's product read
 # the kernel in place, no longer copying it transposed. 6: oneDNN's input gradient turns the
 # images rather than a kernel that outweighs them. 7: oneDNN 2.6 (its Winograd kernels), each
@@ -168,31 +164,16 @@ class Plan:
 XLA_PLAN = Plan()
 
 
-# True while planning a program that XLA partitions over several devices (jit over a mesh of
-# them). oneDNN's calls are opaque to XLA's partitioner, which runs such a call on one device
-# with every device's batch gathered there, so there they are not offered.
-_PARTITIONED: contextvars.ContextVar[bool] = contextvars.ContextVar("partitioned", default=False)
+def candidates(
+    geometry: Geometry, dtype: str = "float32", partitioned: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """The formulations that can compute each product of `geometry` in `dtype` (a name).
 
-
-@contextlib.contextmanager
-def partitioned_program(partitioned: bool = True):
-    """Within this block, `candidates` offers only what XLA partitions (see `_PARTITIONED`)."""
-    token = _PARTITIONED.set(partitioned)
-    try:
-        yield
-    finally:
-        _PARTITIONED.reset(token)
-
-
-def in_partitioned_program() -> bool:
-    """Whether `partitioned_program` is in force."""
-    return _PARTITIONED.get()
-
-
-def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[str, ...]]:
-    """The formulations that can compute each product of `geometry` in `dtype` (a name)."""
+    `partitioned`: in a program that XLA partitions over several devices (jit over a mesh),
+    oneDNN's calls are not offered: they are opaque to XLA's partitioner, which would run each
+    on one device with every device's batch gathered there."""
     excluded = {role: set() for role in FORMULATIONS}
-    if in_partitioned_program():
+    if partitioned:
         for role in excluded:
             excluded[role].add("onednn")
     if not winograd_applies(geometry):
@@ -212,10 +193,10 @@ def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[st
         excluded["input_grad"].add("onednn")
     if not _library_applies(geometry, dtype):
         excluded["kernel_grad"].add("onednn")
-    if in_partitioned_program() or not _library_winograd_applies(geometry, dtype):
+    if partitioned or not _library_winograd_applies(geometry, dtype):
         for role in excluded:
             excluded[role].add("onednn_winograd")
-    if in_partitioned_program() or _onednn_input_grad_route(geometry, dtype) != "jaxlib":
+    if partitioned or _onednn_input_grad_route(geometry, dtype) != "jaxlib":
         # Where 'onednn' already is the library's primitive (other strides), or there is none.
         excluded["input_grad"].add("onednn_library")
     return {
@@ -224,10 +205,12 @@ def candidates(geometry: Geometry, dtype: str = "float32") -> dict[str, tuple[st
     }
 
 
-def check_plan(plan: Plan, geometry: Geometry, dtype: str = "float32") -> None:
+def check_plan(
+    plan: Plan, geometry: Geometry, dtype: str = "float32", partitioned: bool = False
+) -> None:
     """Refuses a plan (from an edited or foreign plan file, say) naming a formulation that
     cannot compute this shape, rather than computing something else."""
-    options = candidates(geometry, dtype)
+    options = candidates(geometry, dtype, partitioned)
     for role in FORMULATIONS:
         if getattr(plan, role) not in options[role]:
             raise ValueError(
@@ -417,10 +400,12 @@ def input_grad_im2col(dy, w, geometry: Geometry) -> jax.Array:
     return forward_im2col(dy, _flipped_kernel(w), _transposed_geometry(geometry))
 
 
-def onednn_routes(geometry: Geometry, dtype: str = "float32") -> dict[str, str | None]:
+def onednn_routes(
+    geometry: Geometry, dtype: str = "float32", partitioned: bool = False
+) -> dict[str, str | None]:
     """How oneDNN would compute each product of `geometry`: 'jaxlib' (jaxlib's call, inside
     the compiled program), 'library' (oneDNN's library, a host call), or None (it cannot)."""
-    offered = candidates(geometry, dtype)
+    offered = candidates(geometry, dtype, partitioned)
     routes = {
         "forward": "jaxlib",
         "input_grad": _onednn_input_grad_route(geometry, dtype),
@@ -430,7 +415,7 @@ def onednn_routes(geometry: Geometry, dtype: str = "float32") -> dict[str, str |
 
 
 def _library_applies(geometry: Geometry, dtype: str) -> bool:
-    """Whether oneDNN's library (jaxconv.ops.dnnl) computes this shape's gradients here."""
+    """Whether oneDNN's library (jaxconv.cpu.dnnl) computes this shape's gradients here."""
     non_negative = all(low >= 0 and high >= 0 for low, high in geometry.padding)
     return dtype in dnnl.DTYPES and non_negative and dnnl.available()
 
@@ -736,45 +721,63 @@ planned_conv.defvjp(_planned_forward, _planned_backward)
 
 # --- The entry point --------------------------------------------------------------------------
 
-# (geometry, dtype name) -> Plan for the convolutions traced within `use_plans`; the set that
-# `collecting` fills with the (geometry, dtype name) of each 2-D convolution traced in it.
-_PLANS: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar("conv_plans", default=None)
-_COLLECTED: contextvars.ContextVar[set | None] = contextvars.ContextVar("conv_shapes", default=None)
+PlanTable = Mapping[tuple[Geometry, str], Plan]  # (geometry, dtype name) -> Plan
 
 
-@contextlib.contextmanager
-def use_plans(plans: Mapping[tuple[Geometry, str], Plan] | None):
-    """While tracing within this block, each convolution whose (geometry, dtype name) is in
-    `plans` is computed as its plan says; every other one is XLA's."""
-    token = _PLANS.set(plans)
-    try:
-        yield
-    finally:
-        _PLANS.reset(token)
+@dataclasses.dataclass(frozen=True)
+class PlannedConvolution:
+    """`lax.conv_general_dilated`, with each convolution whose (geometry, dtype name) has a
+    plan computed as that plan says, every other one by XLA. A model's `convolution` field
+    (jaxconv.layers): `model.clone(convolution=PlannedConvolution.of(plans))`.
+
+    Frozen and hashable, so a model holding it stays a valid static argument of `jax.jit`.
+    `partitioned`: the plans are for a program XLA partitions over devices (see `candidates`).
+    """
+
+    plans: tuple[tuple[tuple[Geometry, str], Plan], ...] = ()
+    partitioned: bool = False
+
+    @classmethod
+    def of(cls, plans: PlanTable, partitioned: bool = False) -> "PlannedConvolution":
+        for (geometry, dtype), plan in plans.items():
+            check_plan(plan, geometry, dtype, partitioned)
+        return cls(tuple(plans.items()), partitioned)
+
+    def __call__(self, lhs, rhs, window_strides, padding, **options):
+        options = {**_CONV_DEFAULTS, **options}
+        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
+        if geometry is not None:
+            plan = dict(self.plans).get((geometry, jnp.dtype(lhs.dtype).name), XLA_PLAN)
+            if plan != XLA_PLAN:
+                return planned_conv(lhs, rhs, geometry, plan)
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
-def with_plans(fn, plans: Mapping[tuple[Geometry, str], Plan] | None):
-    """`fn` tracing within `use_plans(plans)` (for `jax.jit(with_plans(step, plans))`)."""
-    if plans is None:
-        return fn
+@dataclasses.dataclass(eq=False)
+class ConvolutionRecorder:
+    """XLA's convolution that records the (geometry, dtype name) of each planable convolution
+    traced through it in `found`: how planning finds a network's convolutions."""
 
-    @functools.wraps(fn)
-    def planned(*args, **kwargs):
-        with use_plans(plans):
-            return fn(*args, **kwargs)
+    found: set = dataclasses.field(default_factory=set)
 
-    return planned
+    def __call__(self, lhs, rhs, window_strides, padding, **options):
+        options = {**_CONV_DEFAULTS, **options}
+        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
+        if geometry is not None:
+            self.found.add((geometry, jnp.dtype(lhs.dtype).name))
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
-@contextlib.contextmanager
-def collecting():
-    """Yields the set of (geometry, dtype name) of the planable convolutions traced within."""
-    found: set = set()
-    token = _COLLECTED.set(found)
-    try:
-        yield found
-    finally:
-        _COLLECTED.reset(token)
+# The keyword arguments of `lax.conv_general_dilated` after its first four, with its defaults.
+_CONV_DEFAULTS = dict(
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    batch_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+)
 
 
 def geometry_of(lhs, rhs, window_strides, padding, options: dict) -> Geometry | None:
@@ -802,40 +805,3 @@ def geometry_of(lhs, rhs, window_strides, padding, options: dict) -> Geometry | 
     if any(value < 0 for pair in pads for value in pair):
         return None
     return Geometry(tuple(lhs.shape), tuple(rhs.shape), strides, pads, dilation)
-
-
-def conv_general_dilated(
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation=None,
-    rhs_dilation=None,
-    dimension_numbers=None,
-    feature_group_count=1,
-    batch_group_count=1,
-    precision=None,
-    preferred_element_type=None,
-):
-    """`lax.conv_general_dilated`, with the plan in force for this shape (see `use_plans`)."""
-    options = dict(
-        lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation,
-        dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count,
-        batch_group_count=batch_group_count,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-    )
-    plans, collected = _PLANS.get(), _COLLECTED.get()
-    if plans is not None or collected is not None:
-        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
-        if geometry is not None:
-            key = (geometry, jnp.dtype(lhs.dtype).name)
-            if collected is not None:
-                collected.add(key)
-            plan = (plans or {}).get(key, XLA_PLAN)
-            if plan != XLA_PLAN:
-                check_plan(plan, *key)
-                return planned_conv(lhs, rhs, geometry, plan)
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)

@@ -65,7 +65,7 @@ def keep_freed_memory(environ=os.environ) -> str | None:
 
 def freed_memory_kept() -> bool:
     """Whether keep_freed_memory() took effect in this process: timings measured with it and
-    without it differ (jaxconv.ops.conv_planning keeps their choices apart)."""
+    without it differ (jaxconv.cpu.planning keeps their choices apart)."""
     return _freed_memory_kept
 
 

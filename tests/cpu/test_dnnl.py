@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxconv.ops import dnnl, fast_conv, onednn
-from jaxconv.ops.fast_conv import Geometry, Plan
+from jaxconv.cpu import dnnl, fast_conv, onednn
+from jaxconv.cpu.fast_conv import Geometry, Plan
 
 needs_library = pytest.mark.skipif(not dnnl.available(), reason="oneDNN's library is not here")
 needs_winograd = pytest.mark.skipif(

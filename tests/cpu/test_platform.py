@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from jaxconv import platform
+from jaxconv.cpu import platform
 
 ZEN5 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -51,7 +51,7 @@ def test_jaxconv_sets_its_flags_only_when_the_user_set_none():
 # page faults each block took.
 _TOUCH_FRESH_BLOCKS = """
 import ctypes, resource, sys
-from jaxconv import platform
+from jaxconv.cpu import platform
 print(platform.keep_freed_memory() if sys.argv[1] == "set" else None)
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p

@@ -10,6 +10,8 @@ import pathlib
 import jax
 import numpy as np
 
+from jaxconv.errors import StorageError
+
 MAX_QUEUED_EVENTS = 100_000
 
 
@@ -39,7 +41,7 @@ class MetricWriter:
             with self.path.open("a") as file:
                 file.write(json.dumps({"step": step, **scalars}) + "\n")
         except OSError as error:
-            raise OSError(
+            raise StorageError(
                 f"could not save the metrics of step {step} to {self.path}: "
                 f"{error.strerror or error}. Checkpoints already complete are kept."
             ) from error

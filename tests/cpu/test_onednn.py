@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxconv.ops import dnnl, fast_conv, onednn
-from jaxconv.ops.fast_conv import Geometry, Plan
+from jaxconv.cpu import dnnl, fast_conv, onednn
+from jaxconv.cpu.fast_conv import Geometry, Plan
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="no oneDNN call in this jaxlib")
 

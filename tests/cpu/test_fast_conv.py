@@ -9,8 +9,8 @@ import pytest
 from jax import lax
 
 from jaxconv import layers, models
-from jaxconv.ops import fast_conv
-from jaxconv.ops.fast_conv import Geometry, Plan
+from jaxconv.cpu import fast_conv
+from jaxconv.cpu.fast_conv import Geometry, Plan
 
 # (input NHWC, kernel HWIO, strides, padding, dilation): LeNet's tiny channel counts, ResNet's
 # 3x3, its stride-2 1x1 shortcut and 7x7 stem, odd sizes, asymmetric and over-wide padding.

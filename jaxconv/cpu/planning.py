@@ -1,28 +1,23 @@
 """Choosing each convolution's formulations by measuring them on this machine.
 
-    plans = conv_planning.plan(step_fn, state, batch, path=workdir / "conv_plans.json")
-    with fast_conv.use_plans(plans):
-        ...  # trace step_fn: every planned convolution uses its fastest formulations
+    plans = planning.plan(forward, variables, images, path=workdir / "conv_plans.json")
+    model = model.clone(convolution=fast_conv.PlannedConvolution.of(plans))
 
-`plan` traces the function abstractly to find the 2-D convolutions it contains, then, for each
-shape not already in the plan file, compiles every formulation of the forward pass, the input
-gradient and the kernel gradient (jaxconv.ops.fast_conv) on random data of that shape and keeps
-the fastest of each. Products measured alone can mislead about a whole network (what XLA
-fuses or overlaps around a convolution changes with its formulation), so the training step
-(where the caller gives one; else the gradient of the network's outputs) is then timed up to
-six ways, side by side: with every choice; with oneDNN's
-(jaxconv.ops.onednn, jaxconv.ops.dnnl) for every product it can compute, with Winograd's
-where planned and without, and with its library's input gradients where jaxlib's call
-would compute them; with oneDNN's only where jaxlib's call computes it inside the
-program; and with XLA's convolutions throughout; the fastest, judged round by round
-(`fastest_in_rounds`), is kept. The run's
-file keeps its choices, so a resumed run computes exactly what
-the first one did; a machine-wide file (`cache_path()`) gives later runs of the same shapes the
-same choices without measuring again. That file is named for the CPU, the jax and jaxlib
-versions, XLA_FLAGS and the allocator setting (jaxconv.platform.keep_freed_memory) it was
-measured under, so a home folder shared by different machines
-(cluster nodes, a resized VM) never hands one machine's choices to another. On several
-processes, process 0's choices are used everywhere (the programs must be identical).
+`forward(convolution, *args)` is the network with every convolution computed by
+`convolution` (a model's `convolution` field). `plan` traces it abstractly to find its 2-D
+convolutions, then, for each shape not already in a plan file, times every formulation of the
+forward pass, the input gradient and the kernel gradient (jaxconv.cpu.fast_conv) on random
+data of that shape and keeps the fastest of each. Products timed alone can mislead about a
+whole network (what XLA fuses or overlaps around a convolution changes with its formulation),
+so the training step (or the gradient of the network's outputs) is then timed side by side in
+up to six variants (`VARIANTS`), and the fastest, judged round by round, is kept.
+
+The run's file keeps its choices, so a resumed run computes exactly what the first one did. A
+machine-wide file (`cache_path()`) gives later runs of the same shapes the same choices
+without measuring again; it is named for the CPU, the jax and jaxlib versions, XLA_FLAGS and
+the allocator setting it was measured under, so a home folder shared by different machines
+never hands one machine's choices to another. On several processes, process 0's choices are
+used everywhere (the programs must be identical).
 """
 
 import fcntl
@@ -38,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxconv.ops import fast_conv
-from jaxconv.ops.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
+from jaxconv.cpu import fast_conv
+from jaxconv.cpu.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
 
 ROLES = ("forward", "input_grad", "kernel_grad")
 # Each formulation is timed until it has taken this long in total (at least once, at most
@@ -98,12 +93,11 @@ Key = tuple[Geometry, str]  # (geometry, dtype name)
 
 
 def find_convolutions(fn: Callable, *args, **kwargs) -> list[Key]:
-    """The (geometry, dtype name) of each planable convolution `fn(*args)` traces, sorted."""
-    with fast_conv.collecting() as found:
-        # A new function each time: JAX caches traces by function, and a cached trace would
-        # not run the convolutions' Python code that records them.
-        jax.eval_shape(lambda *a, **k: fn(*a, **k), *args, **kwargs)
-    return sorted(found, key=lambda key: (key[0].key, key[1]))
+    """The (geometry, dtype name) of each planable convolution `fn(convolution, *args)`
+    traces, sorted."""
+    recorder = fast_conv.ConvolutionRecorder()
+    jax.eval_shape(functools.partial(fn, recorder), *args, **kwargs)
+    return sorted(recorder.found, key=lambda key: (key[0].key, key[1]))
 
 
 def _role_function(role: str, formulation: str, geometry: Geometry):
@@ -218,7 +212,7 @@ def time_formulation(role: str, formulation: str, geometry: Geometry, dtype: str
     return _side_by_side({formulation: function}, dtype)[formulation]
 
 
-def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
+def measure(geometry: Geometry, dtype: str, partitioned: bool = False) -> tuple[Plan, dict]:
     """The fastest formulation of each product, and every measured time in seconds.
 
     Products timed alone can mislead (what one formulation leaves in memory, another reads),
@@ -229,7 +223,7 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
     'onednn_direct').
     """
     choice, timings = {}, {}
-    for role, options in fast_conv.candidates(geometry, dtype).items():
+    for role, options in fast_conv.candidates(geometry, dtype, partitioned).items():
         functions = {name: _role_function(role, name, geometry) for name in options}
         timings[role] = _side_by_side(functions, dtype)
         direct = {name: t for name, t in timings[role].items() if name not in fast_conv.WINOGRAD}
@@ -255,7 +249,7 @@ def measure(geometry: Geometry, dtype: str) -> tuple[Plan, dict]:
     return plan, timings
 
 
-def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
+def restrict(plans: dict[Key, Plan], variant: str, partitioned: bool = False) -> dict[Key, Plan]:
     """`plans` as `variant` (one of VARIANTS) computes them: 'planned' as they are; 'onednn'
     with oneDNN's formulation for every product it can compute, whatever was chosen, except
     the products planned as Winograd's or as oneDNN's library primitive, and XLA's for the
@@ -268,9 +262,9 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     if variant == "planned":
         return dict(plans)
     if variant == "onednn_library":
-        restricted = restrict(plans, "onednn")
+        restricted = restrict(plans, "onednn", partitioned)
         for key, plan in restricted.items():
-            offered = fast_conv.candidates(*key)["input_grad"]
+            offered = fast_conv.candidates(*key, partitioned)["input_grad"]
             if plan.input_grad == "onednn" and "onednn_library" in offered:
                 restricted[key] = Plan(plan.forward, "onednn_library", plan.kernel_grad)
         return restricted
@@ -291,7 +285,7 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     }[variant]
     restricted = {}
     for key, plan in plans.items():
-        routes = fast_conv.onednn_routes(*key) if kept[variant] else {}
+        routes = fast_conv.onednn_routes(*key, partitioned) if kept[variant] else {}
         choice = {}
         for role in ROLES:
             if getattr(plan, role) in kept_as_planned:
@@ -302,13 +296,14 @@ def restrict(plans: dict[Key, Plan], variant: str) -> dict[Key, Plan]:
     return restricted
 
 
-def _gradient_function(fn: Callable, kwargs: dict):
-    """The gradient, with respect to the first argument, of the sum of `fn`'s floating outputs:
-    every convolution of `fn` forward and backward, as a training step runs them."""
+def _gradient_function(fn: Callable, kwargs: dict, convolution=jax.lax.conv_general_dilated):
+    """The gradient, with respect to the first argument, of the sum of the floating outputs
+    of `fn(convolution, ...)`: every convolution of `fn` forward and backward, as a training
+    step runs them."""
 
     def gradient(first, *rest):
         def total(first):
-            outputs = jax.tree.leaves(fn(first, *rest, **kwargs))
+            outputs = jax.tree.leaves(fn(convolution, first, *rest, **kwargs))
             return sum(
                 jnp.sum(leaf.astype(jnp.float32))
                 for leaf in outputs
@@ -326,6 +321,7 @@ def measure_network(
     kwargs: dict,
     plans: dict[Key, Plan],
     training_step: Callable[[dict[Key, Plan]], Callable[[], object]] | None = None,
+    partitioned: bool = False,
 ):
     """(the fastest of VARIANTS, each variant's median seconds over the rounds, or its
     warm-up seconds where it was too slow to be timed further). What is timed is
@@ -343,7 +339,7 @@ def measure_network(
         "onednn_direct",
         "onednn_in_program",
     ):
-        restricted = restrict(plans, name)
+        restricted = restrict(plans, name, partitioned)
         if restricted not in variants.values():
             variants[name] = restricted
     if len(variants) == 1:
@@ -351,7 +347,7 @@ def measure_network(
     if training_step is not None:
         calls = {name: training_step(chosen) for name, chosen in variants.items()}
     else:
-        calls = _gradient_calls(fn, args, kwargs, variants)
+        calls = _gradient_calls(fn, args, kwargs, variants, partitioned)
     warm, rounds = _in_turns(
         calls,
         NETWORK_SECONDS,
@@ -365,7 +361,7 @@ def measure_network(
     return fastest, {**warm, **medians}
 
 
-def _gradient_calls(fn, args, kwargs, variants) -> dict[str, Callable[[], object]]:
+def _gradient_calls(fn, args, kwargs, variants, partitioned) -> dict[str, Callable[[], object]]:
     """For each variant, a function of no arguments computing the gradient of `fn`'s
     outputs with its plans: the check's stand-in for a training step."""
     rng = np.random.default_rng(0)
@@ -381,13 +377,12 @@ def _gradient_calls(fn, args, kwargs, variants) -> dict[str, Callable[[], object
         return leaf
 
     args = jax.tree.map(concrete, args)
-    gradient = _gradient_function(fn, kwargs)
-    return {
-        name: functools.partial(
-            jax.jit(fast_conv.with_plans(gradient, chosen)).lower(*args).compile(), *args
-        )
-        for name, chosen in variants.items()
-    }
+    calls = {}
+    for name, chosen in variants.items():
+        convolution = fast_conv.PlannedConvolution.of(chosen, partitioned)
+        gradient = jax.jit(_gradient_function(fn, kwargs, convolution))
+        calls[name] = functools.partial(gradient.lower(*args).compile(), *args)
+    return calls
 
 
 def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
@@ -396,8 +391,7 @@ def program_fingerprint(fn: Callable, args: tuple, kwargs: dict) -> str:
     as much as the convolutions do (what XLA fuses into a formulation's products, what runs
     beside oneDNN's calls), so networks with the same convolutions but other pooling,
     activations or loss are checked apart."""
-    with fast_conv.use_plans(None):
-        jaxpr = jax.make_jaxpr(_gradient_function(fn, kwargs))(*args)
+    jaxpr = jax.make_jaxpr(_gradient_function(fn, kwargs))(*args)
     return hashlib.sha256(str(jaxpr).encode()).hexdigest()[:16]
 
 
@@ -412,12 +406,12 @@ def _network_key(plans: dict[Key, Plan], program: str, timed: str) -> str:
     return hashlib.sha256(json.dumps(named).encode()).hexdigest()[:16]
 
 
-def machine() -> dict[str, str]:
+def machine(partitioned: bool = False) -> dict[str, str]:
     """What a measurement's outcome depends on besides the shape: the CPU, the software, the
     XLA flags (which change the compiled kernels) and the allocator setting (without it, every
     buffer a step allocates anew is faulted in page by page, which weighs on some
     formulations more than on others)."""
-    from jaxconv import platform
+    from jaxconv.cpu import platform
 
     facts = {
         "cpu": platform.cpu_model(),
@@ -427,16 +421,17 @@ def machine() -> dict[str, str]:
     }
     if platform.freed_memory_kept():
         facts["malloc"] = "freed memory kept"
-    if fast_conv.in_partitioned_program():  # choices among fewer formulations: a file of its own
+    if partitioned:  # choices among fewer formulations: a file of its own
         facts["program"] = "partitioned over devices"
     return facts
 
 
-def cache_path() -> pathlib.Path:
+def cache_path(partitioned: bool = False) -> pathlib.Path:
     """This machine's plan file: $JAXCONV_CACHE_DIR (default ~/.cache/jaxconv)/
     conv_plans-<digest of `machine()`>.json."""
     root = os.environ.get("JAXCONV_CACHE_DIR") or pathlib.Path.home() / ".cache" / "jaxconv"
-    digest = hashlib.sha256(json.dumps(machine(), sort_keys=True).encode()).hexdigest()[:12]
+    facts = machine(partitioned)
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
     return pathlib.Path(root) / f"conv_plans-{digest}.json"
 
 
@@ -482,6 +477,7 @@ def write_file(
     plans: dict[str, Plan],
     timings: dict[str, dict],
     networks: dict[str, str] | None = None,
+    partitioned: bool = False,
 ) -> None:
     entries = {}
     for name, plan in sorted(plans.items()):
@@ -489,7 +485,7 @@ def write_file(
         if name in timings:
             entries[name]["seconds"] = timings[name]
     document = {
-        **machine(),
+        **machine(partitioned),
         "formulations": _formulations(),  # what the choices were made among
         "plans": entries,
         "networks": dict(sorted((networks or {}).items())),
@@ -527,7 +523,8 @@ def plan(
     training_step: Callable[[dict[Key, Plan]], Callable[[], object]] | None = None,
     **kwargs,
 ) -> dict[Key, Plan]:
-    """Plans for every convolution `fn(*args, **kwargs)` traces (see the module docstring).
+    """Plans for every convolution `fn(convolution, *args, **kwargs)` traces (see the module
+    docstring).
 
     Each shape's plan comes from `path` (the run's own file) if it is there, else from the
     machine's file (`use_cache`), else is measured; then, unless the run's file held them all,
@@ -536,29 +533,27 @@ def plan(
     and outcome they lack; the run's file holds the plans as used.
 
     `partitioned`: the program runs as one that XLA partitions over several devices (jit over
-    a mesh), where oneDNN's calls are not offered (`fast_conv.partitioned_program`); its
-    choices go in a machine file of their own.
+    a mesh), where oneDNN's calls are not offered (`fast_conv.candidates`); its choices go in
+    a machine file of their own.
 
     `training_step`: given plans, a function of no arguments that runs one training step
     computed with them. The network-level check then times the step itself, where it would
     otherwise time the gradient of `fn`'s outputs, which can rank two variants the other way
-    round (LeNet-5's 'onednn' and 'onednn_in_program': 10 ms against 9 for the gradient, 0.83
-    of the time for the step). It is used on one process only: the check runs on process 0
-    alone, where a step spanning several processes cannot run.
+    round. It is used on one process only: the check runs on process 0 alone, where a step
+    spanning several processes cannot run.
     """
     if jax.process_count() > 1:
         training_step = None
-    with fast_conv.partitioned_program(partitioned):
-        return _plan(fn, args, kwargs, path, use_cache, log, training_step)
+    return _plan(fn, args, kwargs, path, use_cache, log, training_step, partitioned)
 
 
-def _plan(fn, args, kwargs, path, use_cache, log, training_step) -> dict[Key, Plan]:
+def _plan(fn, args, kwargs, path, use_cache, log, training_step, partitioned) -> dict[Key, Plan]:
     path = None if path is None else pathlib.Path(path)
     keys = find_convolutions(fn, *args, **kwargs)
     if not keys:
         return {}
     own = read_file(path) if path is not None else {}
-    cached = _read_cache() if use_cache else {}
+    cached = _read_cache(partitioned) if use_cache else {}
     plans, timings = {}, {}
     started = time.perf_counter()
     for key in keys:
@@ -566,33 +561,35 @@ def _plan(fn, args, kwargs, path, use_cache, log, training_step) -> dict[Key, Pl
         if name in own or name in cached:
             plans[key] = own.get(name, cached.get(name))
         else:
-            plans[key], timings[name] = measure(*key)
+            plans[key], timings[name] = measure(*key, partitioned)
     measuring_seconds = time.perf_counter() - started
     if use_cache and jax.process_index() == 0 and set(map(_file_key, keys)) - set(cached):
-        plans = _merge_into_cache(plans, timings)
+        plans = _merge_into_cache(plans, timings, partitioned)
     networks, network_seconds = {}, {}
     if jax.process_index() == 0 and any(_file_key(key) not in own for key in keys):
         timed = "training step" if training_step is not None else "gradient"
         network = _network_key(plans, program_fingerprint(fn, args, kwargs), timed)
-        variant = _cached_networks().get(network) if use_cache else None
+        variant = _cached_networks(partitioned).get(network) if use_cache else None
         if variant is None:
-            variant, network_seconds = measure_network(fn, args, kwargs, plans, training_step)
+            variant, network_seconds = measure_network(
+                fn, args, kwargs, plans, training_step, partitioned
+            )
             if use_cache:
-                variant = _merge_network_into_cache(network, variant)
+                variant = _merge_network_into_cache(network, variant, partitioned)
         networks[network] = variant
-        restricted = restrict(plans, variant)
+        restricted = restrict(plans, variant, partitioned)
         plans = {key: plans[key] if _file_key(key) in own else restricted[key] for key in keys}
     if jax.process_count() > 1:
         plans = _agree_across_processes(keys, plans)
     named = {_file_key(key): value for key, value in plans.items()}
     if jax.process_index() == 0 and path is not None and set(named) - set(own):
-        write_file(path, {**named, **own}, timings, networks)
+        write_file(path, {**named, **own}, timings, networks, partitioned)
     if log is not None:
         faster = sum(value != fast_conv.XLA_PLAN for value in plans.values())
         log(
             f"Convolutions: {len(keys)} shapes, {faster} computed faster than by XLA alone; "
             f"{len(timings)} measured in {measuring_seconds:.1f} s, the others "
-            f"read from {path if path is not None and own else cache_path()}."
+            f"read from {path if path is not None and own else cache_path(partitioned)}."
         )
         if network_seconds:
             times = ", ".join(
@@ -612,11 +609,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1e3:.4g} ms" if seconds < 1 else f"{seconds:.4g} s"
 
 
-def _read_cache() -> dict[str, Plan]:
+def _read_cache(partitioned: bool = False) -> dict[str, Plan]:
     """The machine's plans, if they were chosen among today's formulations; a file written
     before a formulation was added (or changed: `fast_conv.REVISION`) holds choices made
     without it, which are measured again; so does one timed another way (TIMING_REVISION)."""
-    path = cache_path()
+    path = cache_path(partitioned)
     try:
         if json.loads(path.read_text()).get("formulations") != _formulations():
             return {}
@@ -625,9 +622,9 @@ def _read_cache() -> dict[str, Plan]:
         return {}
 
 
-def _cached_networks() -> dict[str, str]:
+def _cached_networks(partitioned: bool = False) -> dict[str, str]:
     """The machine's network-level outcomes, under the same condition as its plans."""
-    path = cache_path()
+    path = cache_path(partitioned)
     try:
         if json.loads(path.read_text()).get("formulations") != _formulations():
             return {}
@@ -647,35 +644,41 @@ def _formulations() -> dict:
     }
 
 
-def _merge_into_cache(plans: dict[Key, Plan], timings: dict[str, dict]) -> dict[Key, Plan]:
+def _merge_into_cache(
+    plans: dict[Key, Plan], timings: dict[str, dict], partitioned: bool
+) -> dict[Key, Plan]:
     """Writes the measured plans into the machine's file and returns `plans`, with the plan of
     any shape another run wrote there meanwhile in place of this run's measurement: every run
     of a shape on this machine then computes it the same way (the first measurement stays)."""
-    merged = _update_cache(plans, timings, {})
+    merged = _update_cache(plans, timings, {}, partitioned)
     return plans if merged is None else merged[0]
 
 
-def _merge_network_into_cache(network: str, variant: str) -> str:
+def _merge_network_into_cache(network: str, variant: str, partitioned: bool) -> str:
     """Writes a network-level outcome into the machine's file; returns the one kept there (an
     earlier run's, if another run wrote it meanwhile)."""
-    merged = _update_cache({}, {}, {network: variant})
+    merged = _update_cache({}, {}, {network: variant}, partitioned)
     return variant if merged is None else merged[1][network]
 
 
-def _update_cache(plans: dict[Key, Plan], timings: dict[str, dict], networks: dict[str, str]):
+def _update_cache(
+    plans: dict[Key, Plan], timings: dict[str, dict], networks: dict[str, str], partitioned: bool
+):
     """Merges into the machine's file, entries already there winning, as one locked step:
     (plans, networks) as kept, or None when the file cannot be written."""
-    path = cache_path()
+    path = cache_path(partitioned)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # read, merge and write as one step
-            cached, cached_networks = _read_cache(), _cached_networks()
+            cached = _read_cache(partitioned)
+            cached_networks = _cached_networks(partitioned)
             plans = {key: cached.get(_file_key(key), value) for key, value in plans.items()}
             networks = {key: cached_networks.get(key, value) for key, value in networks.items()}
             named = {_file_key(key): value for key, value in plans.items()}
             timings = {**timings, **_cached_seconds(path)} if cached else timings
-            write_file(path, {**named, **cached}, timings, {**networks, **cached_networks})
+            networks = {**networks, **cached_networks}
+            write_file(path, {**named, **cached}, timings, networks, partitioned)
     except OSError:
         return None  # an unwritable cache costs only a measurement next time
     return plans, networks

@@ -1,0 +1,145 @@
+"""A run read back from disk: its config, its trained variables and its model.
+
+The one reader of finished runs, for the report, transfer learning, export and benchmarks. A
+path is either a training workdir (`config.json`, `checkpoints/<step>/`) or a folder that
+`export_run` wrote (`config.json`, `variables.msgpack`: the evaluation variables alone, small
+enough to commit beside the code that uses them); both read the same way.
+"""
+
+import json
+import pathlib
+import shutil
+from typing import NamedTuple
+
+import flax.serialization
+import jax
+import ml_collections
+import numpy as np
+
+from jaxconv.configs import base
+from jaxconv.errors import ConfigError, DataError, MissingFileError
+from jaxconv.workdir.checkpoint import read_state
+
+EXPORTED_VARIABLES = "variables.msgpack"
+
+
+class Run(NamedTuple):
+    """A trained model: `model.apply(variables, images, train=False)` evaluates it."""
+
+    config: ml_collections.ConfigDict
+    model: object
+    variables: dict
+    step: int | None  # the checkpoint's step; None for an exported folder
+
+
+def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """The resolved config a run saved as `config.json`, over the current defaults (a key
+    added to jaxconv since keeps its default)."""
+    file = pathlib.Path(path) / "config.json"
+    if not file.exists():
+        raise MissingFileError(f"{file} not found: is {path} a jaxconv run's workdir?")
+    try:
+        saved = json.loads(file.read_text())
+        config = base.get_config()
+        config.update_from_flattened_dict(_flatten(saved))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(
+            f"{file} cannot be read as a jaxconv config ({error}); restore it from the run's "
+            "launch command, or train into a new --workdir."
+        ) from None
+    return config
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """Dotted keys, JSON lists as the tuples the config declares."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _tuples(value)
+    return flat
+
+
+def _tuples(value):
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def is_export(path: str | pathlib.Path) -> bool:
+    return (pathlib.Path(path) / EXPORTED_VARIABLES).exists()
+
+
+def read_variables(
+    path: str | pathlib.Path, step: int | None = None, *, ema: bool = True
+) -> tuple[dict, int | None]:
+    """(variables, step) of the run at `path`: an exported folder's variables, or those of its
+    newest checkpoint (or of `step`). With `ema`, the averaged parameters where the run kept
+    them, which are the ones its evaluation reported."""
+    if step is None and is_export(path):
+        return read_exported(pathlib.Path(path) / EXPORTED_VARIABLES), None
+    state = read_state(path, step)
+    return evaluation_variables(state, ema=ema), int(state["step"])
+
+
+def evaluation_variables(state: dict, *, ema: bool = True) -> dict:
+    """The variables a saved state evaluates with: averaged parameters where it kept them."""
+    params = state["ema_params"] if ema and state.get("ema_params") else state["params"]
+    variables = {"params": params}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = state["batch_stats"]
+    return variables
+
+
+def load_run(
+    path: str | pathlib.Path, num_outputs: int | None = None, step: int | None = None
+) -> Run:
+    """The run at `path` with its model rebuilt as training built it. `num_outputs` sizes the
+    model's output (classes, or image channels for denoising); by default the run's task and
+    dataset say (which reads the dataset's metadata)."""
+    from jaxconv.models.from_config import build_model
+
+    config = load_config(path)
+    if num_outputs is None:
+        from jaxconv import data, tasks
+
+        source = data.get_source(
+            config.data.name, config.data.eval_split, config.data.data_dir, config.data
+        )
+        num_outputs = tasks.get(config.task, config).output_size(source)
+    variables, step = read_variables(path, step)
+    return Run(config, build_model(config, num_outputs), variables, step)
+
+
+def export_run(
+    workdir: str | pathlib.Path,
+    out: str | pathlib.Path,
+    step: int | None = None,
+    dtype=np.float16,
+) -> pathlib.Path:
+    """Writes the run's `config.json` and its evaluation variables (newest checkpoint, or
+    `step`) to the folder `out`, floating-point values stored as `dtype` (float16 halves a
+    float32 model; `load_run` gives them back as float32). Returns the variables' file."""
+    workdir, out = pathlib.Path(workdir), pathlib.Path(out)
+    load_config(workdir)  # a clear error if workdir is not a run
+    variables = jax.tree.map(np.asarray, evaluation_variables(read_state(workdir, step)))
+    stored = jax.tree.map(
+        lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x, variables
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workdir / "config.json", out / "config.json")
+    path = out / EXPORTED_VARIABLES
+    path.write_bytes(flax.serialization.msgpack_serialize(stored))
+    return path
+
+
+def read_exported(path: str | pathlib.Path) -> dict:
+    """The variables `export_run` wrote, floating-point values as float32."""
+    try:
+        stored = flax.serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+    except Exception as error:  # msgpack raises several types for a damaged file
+        raise DataError(
+            f"{path} is not an exported jaxconv model ({error}); export it again."
+        ) from None
+    return jax.tree.map(
+        lambda x: x.astype(np.float32) if np.issubdtype(x.dtype, np.floating) else x, stored
+    )
