@@ -25,7 +25,8 @@ os.environ["JAXCONV_CACHE_DIR"] = str(_cache)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_cache / "xla")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
-from jaxconv.cpu import platform  # noqa: E402  (after the variables above)
+from jaxconv.configs import base  # noqa: E402  (after the variables above)
+from jaxconv.cpu import platform  # noqa: E402
 
 # Tests compile far more than they run. With LLVM's optimisations at level 1 instead of the
 # default, XLA compiles a model's random initialisers ~5x faster (a small U-Net's initial
@@ -52,3 +53,24 @@ def temporary_files_in_tmp_path(tmp_path, monkeypatch):
 def pytest_sessionfinish(session, exitstatus):
     if _made_here:
         shutil.rmtree(_made_here, ignore_errors=True)
+
+
+# A run small enough to train in seconds in-process: an MLP on scikit-learn's 8x8 digits.
+
+
+def digits_run(steps: int = 2):
+    config = base.get_config()
+    config.data.name = "digits"
+    config.model.name = "mlp"
+    config.batch_size = 16
+    config.eval_batch_size = 64
+    config.num_train_steps = steps
+    config.log_every_steps = 1
+    config.checkpoint_every_steps = 2
+    return config
+
+
+@pytest.fixture
+def digits_config():
+    """`digits_config(steps)`: a fresh config of that run."""
+    return digits_run

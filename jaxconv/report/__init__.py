@@ -3,15 +3,13 @@
     report.build("runs/lenet5_mnist")               # -> runs/lenet5_mnist/report/index.html
     report.compare(["runs/resnet56", "runs/plain56"], "runs/compare")
 
-Plotting needs matplotlib, imported only when a report is drawn: training never needs it.
-`PredictionImages` (numpy only) gives the loop a few prediction images for TensorBoard.
+A run is a training workdir or a folder that `launch.py export` wrote. Plotting needs
+matplotlib, imported only when a report is drawn.
 """
 
 import pathlib
 
-from jaxconv.train.previews import PredictionImages, prediction_images
-
-__all__ = ["PredictionImages", "build", "compare", "prediction_images"]
+__all__ = ["build", "compare"]
 
 
 def build(workdir: str | pathlib.Path, *, max_examples: int = 1000) -> pathlib.Path:

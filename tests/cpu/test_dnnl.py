@@ -256,8 +256,7 @@ def test_the_library_is_offered_for_what_it_computes(monkeypatch):
     # The library's backward-data primitive is then a formulation of its own, at stride 1.
     assert "onednn_library" in fast_conv.candidates(same)["input_grad"]
     assert "onednn_library" not in fast_conv.candidates(strided)["input_grad"]
-    with fast_conv.partitioned_program():
-        assert "onednn_library" not in fast_conv.candidates(same)["input_grad"]
+    assert "onednn_library" not in fast_conv.candidates(same, partitioned=True)["input_grad"]
 
 
 @needs_library
@@ -332,10 +331,8 @@ def test_winograd_is_offered_for_3x3_stride_1_only():
     assert not any(
         "onednn_winograd" in names for names in fast_conv.candidates(geometry, "bfloat16").values()
     )
-    with fast_conv.partitioned_program():
-        assert not any(
-            "onednn_winograd" in names for names in fast_conv.candidates(geometry).values()
-        )
+    partitioned = fast_conv.candidates(geometry, partitioned=True)
+    assert not any("onednn_winograd" in names for names in partitioned.values())
 
 
 @needs_winograd

@@ -1,5 +1,7 @@
 """The planned convolution against `jax.vjp` of `lax.conv_general_dilated`, shape by shape."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -126,12 +128,12 @@ def test_flax_layer_with_plans_matches_nn_conv(padding, strides):
         return jnp.sum(jnp.sin(module.apply(variables, x)))
 
     expected_loss, expected_grads = jax.value_and_grad(lambda v: loss(plain, v))(variables)
-    with fast_conv.collecting() as found:
-        jax.eval_shape(lambda v: loss(conv, v), variables)
-    assert len(found) == 1
-    plans = {key: Plan("taps", "col2im", "im2col") for key in found}
-    with fast_conv.use_plans(plans):  # traced, so compiled, within the block
-        actual_loss, actual_grads = jax.jit(jax.value_and_grad(lambda v: loss(conv, v)))(variables)
+    recorder = fast_conv.ConvolutionRecorder()
+    jax.eval_shape(lambda v: loss(conv.clone(conv_general_dilated=recorder), v), variables)
+    assert len(recorder.found) == 1
+    plans = {key: Plan("taps", "col2im", "im2col") for key in recorder.found}
+    planned = conv.clone(conv_general_dilated=fast_conv.PlannedConvolution.of(plans))
+    actual_loss, actual_grads = jax.jit(jax.value_and_grad(lambda v: loss(planned, v)))(variables)
     assert abs(float(actual_loss - expected_loss)) <= 1e-4 * abs(float(expected_loss))
     for actual, expected in zip(jax.tree.leaves(actual_grads), jax.tree.leaves(expected_grads)):
         assert relative_error(actual, expected) <= 1e-4
@@ -143,17 +145,13 @@ def test_unplanned_and_unplanable_convolutions_are_xla():
     plain = nn.Conv(6, (5, 5), padding="SAME")
     np.testing.assert_array_equal(conv.apply(variables, x), plain.apply(variables, x))
     # 1-D, grouped and input-dilated convolutions are never collected (XLA computes them).
-    with fast_conv.collecting() as found:
-        jax.eval_shape(lambda: layers.Conv(4, (3,)).init(jax.random.PRNGKey(0), x[:, 0]))
-        jax.eval_shape(
-            lambda: layers.Conv(4, (3, 3), feature_group_count=2).init(jax.random.PRNGKey(0), x)
-        )
-        jax.eval_shape(
-            lambda: layers.Conv(4, (3, 3), input_dilation=2, padding=((1, 1), (1, 1))).init(
-                jax.random.PRNGKey(0), x
-            )
-        )
-    assert not found
+    recorder = fast_conv.ConvolutionRecorder()
+    conv = functools.partial(layers.Conv, 4, conv_general_dilated=recorder)
+    key = jax.random.PRNGKey(0)
+    jax.eval_shape(lambda: conv((3,)).init(key, x[:, 0]))
+    jax.eval_shape(lambda: conv((3, 3), feature_group_count=2).init(key, x))
+    jax.eval_shape(lambda: conv((3, 3), input_dilation=2, padding=((1, 1), (1, 1))).init(key, x))
+    assert not recorder.found
 
 
 def test_winograd_4x4_is_offered_in_float32_only():
@@ -198,11 +196,14 @@ def test_lenet5_gradients_with_every_convolution_planned(plan):
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
     expected = jax.grad(loss)(variables["params"])
-    with fast_conv.collecting() as found:
-        jax.eval_shape(loss, variables["params"])
-    assert len(found) == 2  # conv1 and conv2
-    with fast_conv.use_plans(dict.fromkeys(found, plan)):
-        actual = jax.jit(jax.grad(loss))(variables["params"])
+    recorder = fast_conv.ConvolutionRecorder()
+    model = model.clone(convolution=recorder)
+    jax.eval_shape(loss, variables["params"])
+    assert len(recorder.found) == 2  # conv1 and conv2
+    model = model.clone(
+        convolution=fast_conv.PlannedConvolution.of(dict.fromkeys(recorder.found, plan))
+    )
+    actual = jax.jit(jax.grad(loss))(variables["params"])
     flat_expected = dict(jax.tree_util.tree_leaves_with_path(expected))
     for path, leaf in jax.tree_util.tree_leaves_with_path(actual):
         assert relative_error(leaf, flat_expected[path]) <= 1e-4, jax.tree_util.keystr(path)
@@ -213,9 +214,9 @@ def test_a_plan_that_cannot_compute_its_shape_is_refused():
     # for a 5x5 layer is refused rather than computing something else.
     x = jnp.zeros((2, 12, 12, 3))
     conv = layers.Conv(4, (5, 5))
-    variables = jax.eval_shape(lambda: conv.init(jax.random.PRNGKey(0), x))
-    with fast_conv.collecting() as found:
-        jax.eval_shape(lambda v: conv.apply(v, x), variables)
-    with fast_conv.use_plans(dict.fromkeys(found, Plan(forward="winograd"))):
-        with pytest.raises(ValueError, match="cannot compute that shape"):
-            jax.eval_shape(lambda v: conv.apply(v, x), variables)
+    recorder = fast_conv.ConvolutionRecorder()
+    recording = conv.clone(conv_general_dilated=recorder)
+    variables = jax.eval_shape(lambda: recording.init(jax.random.PRNGKey(0), x))
+    with pytest.raises(ValueError, match="cannot compute that shape"):
+        fast_conv.PlannedConvolution.of(dict.fromkeys(recorder.found, Plan(forward="winograd")))
+    assert len(recorder.found) == 1 and variables["params"]["kernel"].shape == (5, 5, 3, 4)

@@ -12,11 +12,13 @@ from jaxconv import layers
 from jaxconv.cpu import fast_conv, planning
 
 
-def two_convolutions(x):
-    model = layers.Conv(4, (3, 3), strides=2)
+def two_convolutions(convolution, x):
+    """A network of two convolutions, each computed by `convolution` (planning's convention)."""
+    model = layers.Conv(4, (3, 3), strides=2, conv_general_dilated=convolution)
     variables = model.init(jax.random.PRNGKey(0), x)
     y = model.apply(variables, x)
-    return layers.Conv(2, (1, 1)).init_with_output(jax.random.PRNGKey(1), y)[0]
+    head = layers.Conv(2, (1, 1), conv_general_dilated=convolution)
+    return head.init_with_output(jax.random.PRNGKey(1), y)[0]
 
 
 IMAGES = jax.ShapeDtypeStruct((4, 12, 12, 3), jnp.float32)
@@ -59,9 +61,7 @@ def test_every_convolution_is_planned_with_its_fastest_formulations(
     if outcome is not None:
         monkeypatch.setattr(planning, "measure_network", lambda *args: (outcome, {}))
     messages = []
-    plans = planning.plan(
-        two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
-    )
+    plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append)
     geometries = sorted(key[0].kernel_shape for key in plans)
     assert geometries == [(1, 1, 4, 2), (3, 3, 3, 4)]
     document = json.loads((tmp_path / "run.json").read_text())
@@ -145,9 +145,7 @@ def measured(monkeypatch):
     """The (geometry, dtype) of every measurement made from here on."""
     keys = []
     real_measure = planning.measure
-    monkeypatch.setattr(
-        planning, "measure", lambda *key: keys.append(key) or real_measure(*key)
-    )
+    monkeypatch.setattr(planning, "measure", lambda *key: keys.append(key) or real_measure(*key))
     return keys
 
 
@@ -202,9 +200,7 @@ def test_plans_measured_on_another_machine_are_never_used_here(
 
 def test_the_runs_own_file_wins_over_the_machines(tmp_path, cache):
     plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
-    forced = {
-        planning._file_key(key): fast_conv.Plan("taps", "col2im", "taps") for key in plans
-    }
+    forced = {planning._file_key(key): fast_conv.Plan("taps", "col2im", "taps") for key in plans}
     planning.write_file(tmp_path / "run.json", forced, {})
     again = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json")
     assert set(again.values()) == {fast_conv.Plan("taps", "col2im", "taps")}
@@ -359,9 +355,7 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     )
     assert planning.restrict(library, "onednn_library")[key] == library[key]
     offered["input_grad"] = ("xla", "onednn")
-    assert planning.restrict(plans, "onednn_library") == planning.restrict(
-        plans, "onednn"
-    )
+    assert planning.restrict(plans, "onednn_library") == planning.restrict(plans, "onednn")
     with pytest.raises(ValueError, match="unknown planning variant 'fastest'.*planned"):
         planning.restrict(plans, "fastest")
 
@@ -386,14 +380,15 @@ def test_the_network_level_check_times_each_distinct_variant():
     unplanned = {key: fast_conv.XLA_PLAN for key in keys}
     no_onednn = {role: ("xla",) for role in fast_conv.FORMULATIONS}
     with pytest.MonkeyPatch.context() as patch:  # nothing but XLA's to compare
-        patch.setattr(fast_conv, "candidates", lambda g, dtype: no_onednn)
+        patch.setattr(fast_conv, "candidates", lambda g, dtype, partitioned=False: no_onednn)
         outcome = planning.measure_network(two_convolutions, (IMAGES,), {}, unplanned)
     assert outcome == ("xla", {})
 
 
 def test_the_network_level_check_times_oneDNN_with_and_without_winograd():
-    def one_convolution(x):
-        return layers.Conv(4, (3, 3)).init_with_output(jax.random.PRNGKey(0), x)[0]
+    def one_convolution(convolution, x):
+        conv = layers.Conv(4, (3, 3), conv_general_dilated=convolution)
+        return conv.init_with_output(jax.random.PRNGKey(0), x)[0]
 
     (key,) = planning.find_convolutions(one_convolution, IMAGES)
     forced = {key: fast_conv.Plan("winograd4", "col2im", "winograd4")}
@@ -416,16 +411,14 @@ def test_the_network_level_outcome_is_used_recorded_and_not_measured_again(
 ):
     calls = []
 
-    def xla_was_fastest(fn, args, kwargs, plans, training_step):
+    def xla_was_fastest(fn, args, kwargs, plans, training_step, partitioned):
         calls.append(plans)
         return "xla", {"planned": 2.0, "xla": 1.0}
 
     monkeypatch.setattr(planning, "measure_network", xla_was_fastest)
     monkeypatch.setattr(planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
     messages = []
-    plans = planning.plan(
-        two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append
-    )
+    plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json", log=messages.append)
     assert len(calls) == 1 and set(calls[0].values()) == {fast_conv.Plan("taps")}
     assert set(plans.values()) == {fast_conv.XLA_PLAN}
     assert "planned 2 s, xla 1 s; using 'xla' (checked in" in messages[1]
@@ -447,13 +440,13 @@ def test_networks_with_the_same_convolutions_but_other_layers_are_checked_apart(
     outcomes = iter(["xla", "planned"])
     calls = []
 
-    def check(fn, args, kwargs, plans, training_step):
+    def check(fn, args, kwargs, plans, training_step, partitioned):
         calls.append(fn)
         return next(outcomes), {}
 
     monkeypatch.setattr(planning, "measure_network", check)
     monkeypatch.setattr(planning, "measure", lambda *key: (fast_conv.Plan("taps"), {}))
-    pooled = lambda x: layers.pool(two_convolutions(x), "max", 2)
+    pooled = lambda convolution, x: layers.pool(two_convolutions(convolution, x), "max", 2)
     first = planning.plan(two_convolutions, IMAGES)
     second = planning.plan(pooled, IMAGES)
     assert len(calls) == 2
@@ -475,13 +468,11 @@ def test_a_partitioned_program_is_planned_without_onednns_calls(tmp_path, cache,
     monkeypatch.setattr(dnnl, "available", lambda: True)
     keys = planning.find_convolutions(two_convolutions, IMAGES)
     assert any("onednn" in names for names in fast_conv.candidates(*keys[0]).values())
-    with fast_conv.partitioned_program():
-        assert all("onednn" not in names for names in fast_conv.candidates(*keys[0]).values())
-        partitioned_file = planning.cache_path()
+    offered = fast_conv.candidates(*keys[0], partitioned=True)
+    assert all("onednn" not in names for names in offered.values())
+    partitioned_file = planning.cache_path(partitioned=True)
     assert partitioned_file != planning.cache_path()  # choices among fewer formulations
-    plans = planning.plan(
-        two_convolutions, IMAGES, path=tmp_path / "run.json", partitioned=True
-    )
+    plans = planning.plan(two_convolutions, IMAGES, path=tmp_path / "run.json", partitioned=True)
     assert all("onednn" not in vars(plan).values() for plan in plans.values())
     assert partitioned_file.exists() and not planning.cache_path().exists()
 
@@ -592,7 +583,7 @@ def test_a_call_slow_once_while_warming_up_is_still_timed_with_the_others(clock)
 
 def test_the_network_level_check_times_the_training_step_when_given(cache, clock, monkeypatch):
     taps = fast_conv.Plan("taps", "col2im", "taps")
-    monkeypatch.setattr(planning, "measure", lambda geometry, dtype: (taps, {}))
+    monkeypatch.setattr(planning, "measure", lambda geometry, dtype, partitioned: (taps, {}))
     keys = planning.find_convolutions(two_convolutions, IMAGES)
     xla = planning.restrict({key: taps for key in keys}, "xla")
     built = []

@@ -11,7 +11,7 @@ import pytest
 
 from jaxconv import data, tasks
 from jaxconv.configs import base
-from jaxconv.train import loop
+from jaxconv.models.from_config import build_model
 from jaxconv.train import state as state_lib
 from jaxconv.workdir.checkpoint import Checkpointer
 
@@ -24,7 +24,7 @@ def save_run(workdir: pathlib.Path, config, records: list[dict], summary: dict |
         config.data.name, config.data.eval_split, config.data.data_dir, config.data
     )
     task = tasks.get(config.task, config)
-    model = loop.build_model(config, loop.output_size(task, source))
+    model = build_model(config, task.output_size(source))
     # Jitted: initialising op by op would compile every initializer on its own.
     create = jax.jit(
         lambda rng: state_lib.create(model, optax.sgd(0.1), (1, *source.image_shape), rng)

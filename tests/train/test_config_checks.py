@@ -3,7 +3,8 @@
 import pytest
 
 from jaxconv.configs import base
-from jaxconv.train import loop, parallel
+from jaxconv.models.from_config import build_model
+from jaxconv.train import parallel
 
 
 def test_per_device_batch_statistics_need_pmap():
@@ -20,7 +21,7 @@ def test_compute_dtypes_without_loss_scaling_are_refused(dtype):
     config = base.get_config()
     config.model.dtype = dtype
     with pytest.raises(ValueError, match="bfloat16"):
-        loop.build_model(config, 10)
+        build_model(config, 10)
 
 
 def test_bfloat16_compute_keeps_float32_parameters():
@@ -29,7 +30,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
 
     config = base.get_config()
     config.model.dtype = "bfloat16"
-    model = loop.build_model(config, 10)
+    model = build_model(config, 10)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
     )

@@ -19,9 +19,10 @@ import pytest
 from orbax.checkpoint import checkpoint_manager
 
 from jaxconv.configs import loading
-from jaxconv.workdir import checkpoint, loop, parallel
-from jaxconv.workdir.checkpoint import read_state
+from jaxconv.train import loop, parallel
 from jaxconv.train.state import TrainState
+from jaxconv.workdir import checkpoint
+from jaxconv.workdir.checkpoint import read_state
 from jaxconv.workdir.writers import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -95,7 +96,6 @@ def _tiny_state():
         opt_state=tx.init(params),
         rng=jax.random.PRNGKey(0),
         ema_params={},
-        apply_fn=None,
         tx=tx,
     )
 

@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from jaxconv import models, tasks
+from jaxconv.models.from_config import with_fields
 from jaxconv.train import parallel, step
 from jaxconv.train import state as state_lib
 
@@ -25,6 +26,7 @@ def batches(image_shape, batch_size=16, seed=0):
 
 def train(strategy, model_name, image_shape, num_microbatches=1):
     model = models.create(model_name, num_classes=10)
+    model = with_fields(model, batch_norm_axis=strategy.batch_norm_axis)
     tx = optax.sgd(0.05, momentum=0.9)
     create = functools.partial(
         state_lib.create, model, tx, (1, *image_shape), jax.random.PRNGKey(0)
@@ -32,6 +34,7 @@ def train(strategy, model_name, image_shape, num_microbatches=1):
     state = strategy.create_state(create)
     train_step = strategy.compile_train_step(
         step.train_step,
+        model=model,
         loss_and_metrics=tasks.get("classification").loss_and_metrics,
         num_microbatches=num_microbatches,
     )
@@ -130,6 +133,7 @@ def test_trial_steps_train_a_copy_of_the_state_and_leave_the_run_s_own():
         step.train_step,
         state,
         first_batch,
+        lambda plans: model,
         loss_and_metrics=tasks.get("classification").loss_and_metrics,
     )
     runs = [build(None), build(None)]  # two variants (here both XLA's convolutions)

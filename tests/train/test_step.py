@@ -1,5 +1,7 @@
 """One training step: a non-finite gradient leaves the state as it was, even under a finite loss."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,13 +31,11 @@ def output_sum(outputs, batch):
 
 
 def one_step(start: float):
-    state = state_lib.create(
-        SquareRoots(start), optax.sgd(0.1), (1, 2, 2, 1), jax.random.PRNGKey(0)
-    )
+    model = SquareRoots(start)
+    state = state_lib.create(model, optax.sgd(0.1), (1, 2, 2, 1), jax.random.PRNGKey(0))
     batch = {"image": jnp.zeros((1, 2, 2, 1)), "label": jnp.zeros((1,), jnp.int32)}
-    new_state, metrics = jax.jit(step.train_step, static_argnames="loss_and_metrics")(
-        state, batch, loss_and_metrics=output_sum
-    )
+    train_step = functools.partial(step.train_step, model=model, loss_and_metrics=output_sum)
+    new_state, metrics = jax.jit(train_step)(state, batch)
     return state, new_state, jax.device_get(metrics)
 
 

@@ -26,6 +26,7 @@ def adamw():
 
 @functools.cache  # states are immutable; building one compiles the model
 def frozen_state(trainable):
+    """(the frozen model, its state)."""
     model = models.create("resnet18", num_classes=3, **SMALL)
     tx = transfer.freeze(adamw(), trainable)
     create = lambda: state_lib.create(
@@ -35,7 +36,7 @@ def frozen_state(trainable):
     # Running statistics away from their initial 0 and 1, so normalising with them differs
     # from normalising with the batch's.
     batch_stats = jax.tree.map(lambda x: x + 0.5, state.batch_stats)
-    return transfer.freeze_model(state.replace(batch_stats=batch_stats), trainable)
+    return transfer.freeze_model(model, trainable), state.replace(batch_stats=batch_stats)
 
 
 def sizes(tree):
@@ -43,7 +44,7 @@ def sizes(tree):
 
 
 def test_frozen_parameters_have_no_optimizer_state():
-    state = frozen_state(("head/.*",))
+    _, state = frozen_state(("head/.*",))
     head = state.params["head"]
     # adam's mu and nu for the head's kernel and bias, and its step count.
     expected = sorted([1] + 2 * [head["kernel"].size, head["bias"].size])
@@ -58,8 +59,7 @@ def test_only_the_head_changes_and_statistics_stay():
     tx = transfer.freeze(adamw(), ("head/.*",))
 
     def create():
-        state = state_lib.create(model, tx, (1, *INPUT_SHAPE[1:]), jax.random.key(0, impl="rbg"))
-        return transfer.freeze_model(state, ("head/.*",))
+        return state_lib.create(model, tx, (1, *INPUT_SHAPE[1:]), jax.random.key(0, impl="rbg"))
 
     state = strategy.create_state(create)
     # Pretrained values, with running statistics away from their initial 0 and 1.
@@ -67,7 +67,9 @@ def test_only_the_head_changes_and_statistics_stay():
     state = transfer.load_into_state(strategy.to_saved(state), pretrained, dont_load=())
     state = strategy.from_saved(state)
     step = strategy.compile_train_step(
-        step_lib.train_step, loss_and_metrics=classification.loss_and_metrics
+        step_lib.train_step,
+        model=transfer.freeze_model(model, ("head/.*",)),
+        loss_and_metrics=classification.loss_and_metrics,
     )
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -87,46 +89,40 @@ def test_only_the_head_changes_and_statistics_stay():
 
 
 def test_batch_norm_runs_in_inference_mode():
-    state = frozen_state(("head/.*",))
+    frozen, state = frozen_state(("head/.*",))
     images = jax.random.normal(jax.random.key(1), INPUT_SHAPE)
     variables = state.variables()
-    in_training, _ = state.apply_fn(variables, images, train=True, mutable=["batch_stats"])
-    evaluated = state.apply_fn(variables, images, train=False)
+    in_training, _ = frozen.apply(variables, images, train=True, mutable=["batch_stats"])
+    evaluated = frozen.apply(variables, images, train=False)
     np.testing.assert_array_equal(in_training, evaluated)
-    unwrapped, _ = state.apply_fn.apply_fn(variables, images, train=True, mutable=["batch_stats"])
+    unwrapped, _ = frozen.model.apply(variables, images, train=True, mutable=["batch_stats"])
     assert not np.allclose(unwrapped, evaluated)  # the batch's statistics would differ
 
 
 def test_no_gradient_reaches_frozen_parameters():
-    state = frozen_state(("head/.*",))
+    frozen, state = frozen_state(("head/.*",))
     images = jax.random.normal(jax.random.key(1), INPUT_SHAPE)
 
     def loss(params):
-        return jnp.sum(state.apply_fn({**state.variables(), "params": params}, images, train=True))
+        return jnp.sum(frozen.apply({**state.variables(), "params": params}, images, train=True))
 
     for name, grad in transfer.flatten({"params": jax.grad(loss)(state.params)}).items():
         assert np.any(grad) == name.startswith("params/head/"), name
 
 
-def test_state_built_twice_has_one_structure():
-    # The sharded path traces the state's creation once for shapes and once for values, and
-    # the compiled step's cache keys on the state's static fields: the wrapped model must be
-    # equal across wrappings.
+def test_a_model_frozen_twice_is_one_model():
+    # The compiled step binds the frozen model: wrapping it again must give an equal one.
     model = models.create("resnet18", num_classes=3, **SMALL)
-    tx = transfer.freeze(adamw(), ("head/.*",))
-
-    def create():
-        state = state_lib.create(model, tx, (1, *INPUT_SHAPE[1:]), jax.random.key(0, impl="rbg"))
-        return transfer.freeze_model(state, ("head/.*",))
-
-    assert jax.tree.structure(jax.eval_shape(create)) == jax.tree.structure(jax.jit(create)())
+    once = transfer.freeze_model(model, ("head/.*",))
+    assert transfer.freeze_model(once, ("head/.*",)) == once
+    assert transfer.freeze_model(model, ("head/.*",)) == once
 
 
 def test_nothing_frozen_keeps_optimizer_and_model():
     tx = adamw()
     assert transfer.freeze(tx, ()) is tx
-    state = frozen_state(())
-    assert not isinstance(state.apply_fn, transfer.FrozenModel)
+    model, _ = frozen_state(())
+    assert not isinstance(model, transfer.FrozenModel)
 
 
 def test_pattern_matching_nothing_is_an_error():

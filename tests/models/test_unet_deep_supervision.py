@@ -94,27 +94,30 @@ def test_heads_need_same_padding():
         model.init(jax.random.key(0), np.zeros((1, 44, 44, 1), np.float32), train=False)
 
 
-def _state_and_batch(heads):
+def _model_state_and_batch(heads):
     model = unet(heads)
     key = jax.random.key(3, impl="rbg")
     state = jax.jit(lambda: state_lib.create(model, optax.sgd(0.1), SHAPE, key))()
     labels = np.random.default_rng(2).integers(0, CLASSES, SHAPE[:3])
-    return state, {"image": images(4), "label": labels}
+    return model, state, {"image": images(4), "label": labels}
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.4])
 def test_training_loss_adds_the_weighted_task_loss_of_each_auxiliary_output(weight):
-    state, batch = _state_and_batch(heads=2)
+    model, state, batch = _model_state_and_batch(heads=2)
     loss_fn = tasks.get("segmentation").loss_and_metrics
     task_loss = jax.jit(lambda logits: loss_fn(logits, batch)[0])
     step = jax.jit(
         functools.partial(
-            step_lib.train_step, loss_and_metrics=loss_fn, auxiliary_loss_weight=weight
+            step_lib.train_step,
+            model=model,
+            loss_and_metrics=loss_fn,
+            auxiliary_loss_weight=weight,
         )
     )
     # The same forward pass outside the step: the output's and the heads' task losses.
     forward = functools.partial(
-        state.apply_fn, train=True, mutable=["batch_stats", "auxiliary_outputs"]
+        model.apply, train=True, mutable=["batch_stats", "auxiliary_outputs"]
     )
     output, collections = jax.jit(forward)(state.variables(), batch["image"])
     main = float(task_loss(output))
@@ -135,9 +138,8 @@ def test_training_loss_adds_the_weighted_task_loss_of_each_auxiliary_output(weig
 
 
 def test_without_heads_the_step_reports_no_auxiliary_loss():
-    state, batch = _state_and_batch(heads=0)
+    model, state, batch = _model_state_and_batch(heads=0)
     loss_fn = tasks.get("segmentation").loss_and_metrics
-    _, metrics = jax.jit(functools.partial(step_lib.train_step, loss_and_metrics=loss_fn))(
-        state, batch
-    )
+    train_step = functools.partial(step_lib.train_step, model=model, loss_and_metrics=loss_fn)
+    _, metrics = jax.jit(train_step)(state, batch)
     assert "auxiliary_loss" not in metrics

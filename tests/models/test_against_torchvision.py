@@ -6,6 +6,8 @@ matched by order: torchvision registers its Conv2d, BatchNorm2d and Linear modul
 our models call theirs, which `models.summary` lists.
 """
 
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,11 +20,17 @@ torch = pytest.importorskip("torch")
 
 def import_torchvision():
     try:
-        library = torch.library.Library("torchvision", "DEF")
-        for operator in ("nms", "qnms"):
-            library.define(f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    except RuntimeError:
-        pass  # already declared, by torchvision itself or an earlier import
+        import torchvision
+    except Exception:  # a CUDA torchvision beside torch's CPU build lacks two operators
+        for name in [name for name in sys.modules if name.startswith("torchvision")]:
+            del sys.modules[name]
+        try:
+            library = torch.library.Library("torchvision", "DEF")
+            for operator in ("nms", "qnms"):
+                schema = f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
+                library.define(schema)
+        except RuntimeError:
+            pass  # already declared by an earlier import
     try:
         import torchvision
     except Exception as error:  # an incompatible build fails in its own ways

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jaxconv import transfer
-from jaxconv.train import loop, restore
+from jaxconv.train import loop
+from jaxconv.workdir import restore
 from jaxconv.workdir.checkpoint import read_state
 
 
