@@ -112,8 +112,8 @@ def _write_report(workdir: str, max_examples: int = 1000) -> int:
 
 def one_line_errors(command: str):
     """Runs a command so that a problem the user can fix (a JaxconvError) ends it with one
-    line naming the fix and exit status 2; any other exception keeps its traceback, which
-    JAXCONV_TRACEBACK=1 shows for these too."""
+    line naming the fix, and exit status 2 for a bad command line or config, 1 for the rest;
+    any other exception keeps its traceback, which JAXCONV_TRACEBACK=1 shows for these too."""
 
     def decorate(function):
         @functools.wraps(function)
@@ -124,7 +124,7 @@ def one_line_errors(command: str):
                 if os.environ.get("JAXCONV_TRACEBACK"):
                     raise
                 print(f"{command}: error: {error}", file=sys.stderr)
-                return 2
+                return 2 if isinstance(error, ConfigError) else 1
 
         return run
 

@@ -1,17 +1,15 @@
 """oneDNN's convolution primitives, from oneDNN's own library, inside XLA programs.
 
 jaxlib's oneDNN custom call (jaxconv.cpu.onednn) runs oneDNN's direct forward primitive only,
-so without this module the kernel gradient is XLA's: on a 2-core AVX-512 machine its 64-channel
-3x3 layers ran at about 40% of the matmul peak, and XLA copies each layer's activations into a
-channels-first layout for it first. oneDNN's backward-weights primitive, the one PyTorch's CPU
-training uses, computed those kernel gradients 2.3x faster, reading the NHWC arrays as they are.
+so without this module the kernel gradient is XLA's, far from the matmul peak, and XLA copies
+each layer's activations into a channels-first layout for it first. oneDNN's backward-weights
+primitive, the one PyTorch's CPU training uses, reads the NHWC arrays as they are.
 
 oneDNN also computes 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) (`WINOGRAD`), all
 three products, with the tiles transformed, multiplied and transformed back block by block in
 the cache, where jaxconv's own Winograd (jaxconv.cpu.fast_conv) makes a pass over memory for
-each step: on the same machine, 2x faster than oneDNN's direct kernels from 64 channels at
-64x64 to 512 at 8x8. It reads and writes its images in a blocked layout of its own, into which
-the NHWC arrays are reordered (about 1 ms for a 16 MB activation).
+each step; it beats oneDNN's direct kernels where channels are many. It reads and writes its
+images in a blocked layout of its own, into which the NHWC arrays are reordered.
 
 The primitives come from oneDNN's library itself, libdnnl (the `onednn-cpu-gomp` wheel 2022.2.1,
 oneDNN 2.6 with GNU OpenMP threads, a dependency on x86-64 Linux; oneDNN 3 no longer has the f32
@@ -548,8 +546,8 @@ def _host_call(
 
     result = jax.ShapeDtypeStruct(result_shape, first.dtype)
     # A buffer callback reads the program's buffers and writes its result in place, where
-    # `jax.pure_callback` copies every operand into a new array first (3 ms for a 16 MB
-    # activation on a 2-core machine, about 20 times a step in ResNet-18).
+    # `jax.pure_callback` copies every operand into a new array first (about 20 times a step
+    # in ResNet-18, each a pass over an activation).
     call = buffer_callback.buffer_callback(on_host, result, vmap_method="sequential")
     return call(first, second)
 

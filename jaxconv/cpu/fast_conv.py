@@ -45,7 +45,7 @@ gradient and kernel gradient are each computed by the formulation its `Plan` nam
   Offered where oneDNN takes the shape (`dnnl.winograd_applies`); float32 only.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
-results agree to float rounding (tests/ops/test_fast_conv.py checks them against `jax.grad` of
+results agree to float rounding (tests/cpu/test_fast_conv.py checks them against `jax.grad` of
 it). Layout: inputs NHWC, kernels HWIO; like XLA's convolution this is a correlation (the kernel
 is not flipped: a delta input returns the kernel, reversed in H and W).
 """
@@ -339,8 +339,8 @@ def input_grad_col2im(dy, w, geometry: Geometry) -> jax.Array:
     """Each output pixel's gradient spread over its window: one product with every tap of the
     kernel, then each tap's slab added back where that tap read the padded input."""
     kernel_height, kernel_width, channels, features = geometry.kernel_shape
-    # As one 2-D product (N Ho Wo, O) x (KH KW C, O)^T: over the 4-D operands XLA copied the
-    # kernel transposed first (16x4x4x1024 -> 1024, 3x3: 36 ms with the copy, 25 without).
+    # As one 2-D product (N Ho Wo, O) x (KH KW C, O)^T: over the 4-D operands XLA copies the
+    # kernel transposed first.
     slabs = _matmul(dy.reshape(-1, features), w.reshape(-1, features), ((1,), (1,)))
     slabs = slabs.reshape(*dy.shape[:3], kernel_height, kernel_width, channels)
     _, height, width, _ = geometry.input_shape
@@ -448,9 +448,8 @@ def _onednn_input_grad_route(geometry: Geometry, dtype: str) -> str | None:
 
 # The kernel as the transposed convolution reads it, (KH, KW, C, O) read as HWOI: oneDNN takes
 # the exchanged feature axes from the dimension numbers, so only the flip is copied. Swapping
-# the axes in memory (as `_flipped_kernel` does) cost more than the whole product on
-# weight-heavy layers: a 3x3x1024x1024 kernel's input gradient (16x4x4 images) took 84 ms with
-# the swap and 50 ms without.
+# the axes in memory (as `_flipped_kernel` does) costs more than the whole product on
+# weight-heavy layers.
 _HWOI_SPEC = lax.ConvDimensionNumbers((0, 3, 1, 2), (2, 3, 0, 1), (0, 3, 1, 2))
 
 
@@ -609,8 +608,7 @@ def forward_winograd(x, w, geometry: Geometry, transform: Winograd) -> jax.Array
 def input_grad_winograd(dy, w, geometry: Geometry, transform: Winograd) -> jax.Array:
     """The transposed convolution's Winograd kernel straight from `w`: the flip reverses its
     taps, and the exchange of its channel axes becomes the axis the products contract, so `w`
-    is never copied (U-Net's 16x8x8x1024 -> 512 layer, F(2x2, 3x3), 2-core AVX-512 machine:
-    53 ms with a flipped, exchanged copy of the kernel, 38 ms without)."""
+    is never copied (a copy costs much of the product on weight-heavy layers)."""
     kernel = _winograd_kernel(w, transform, flipped=True)
     return _winograd(dy, kernel, 2, _transposed_geometry(geometry), transform)
 
@@ -640,9 +638,7 @@ def _winograd(x, kernel, contracted: int, geometry: Geometry, transform: Winogra
     # A^T P A for every tile as one product with A^T's Kronecker square, so the output is one
     # array. Written as elementwise sums over the products' rows, it was m**2 arrays (one per
     # position in the output block) that XLA fused into each consumer separately, and a
-    # following batch norm summed each of them in a reduction of its own (U-Net's 8x8
-    # 512-channel layer: 16 reductions of 16x2x2x512 values for each statistic). On a 2-core
-    # AVX-512 machine U-Net's training step took 0.969-0.982 of the time, ResNet-18's 0.978.
+    # following batch norm summed each of them in a reduction of its own.
     output = np.asarray(transform.output, np.float64)
     square = jnp.asarray(np.kron(output, output), products.dtype)  # (m**2, tile**2)
     y = _matmul(square, products, ((1,), (0,)))

@@ -2,10 +2,10 @@
 
 jaxlib links oneDNN, and its CPU runtime executes a custom call named `__onednn$convolution`
 with oneDNN's forward convolution primitive. XLA's own pass that emits that call is built only
-into Intel's builds, so a PyPI jaxlib never uses it; `convolution` emits the call itself. On a
-2-core AVX-512 machine it computed the forward pass of ResNet's 3x3 layers 1.1-1.4x faster
-than XLA's convolution, and of few-channel layers (LeNet's, U-Net's first, a 3-channel stem)
-2-12x faster; jaxconv.cpu.planning measures it on each machine like every formulation.
+into Intel's builds, so a PyPI jaxlib never uses it; `convolution` emits the call itself. It
+is often faster than XLA's convolution, most of all on few-channel layers (LeNet's, U-Net's
+first, a 3-channel stem); jaxconv.cpu.planning measures it on each machine like every
+formulation.
 
 The primitive is oneDNN's forward pass only: a correlation in any dimension order, with
 strides, non-negative padding and kernel dilation. The input gradient of a stride-1 convolution

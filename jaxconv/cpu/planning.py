@@ -42,8 +42,7 @@ ROLES = ("forward", "input_grad", "kernel_grad")
 # more than a few percent. Before that, warm-up calls in turns until each has taken as long
 # again; one that took more than MEASURE_DROP_ABOVE times the fastest's time in the best of
 # these is not timed further. A formulation's first calls can each take several times its
-# time (oneDNN's kernel gradient of LeNet-5's second layer: 4-5 ms in turns with the others,
-# then 0.6 ms), and judged on one of them, or with a tighter bound, it had been passed over.
+# time, so one call alone, or a tighter bound, would pass fast formulations over.
 MEASURE_SECONDS = 0.02
 MAX_REPEATS = 3
 MEASURE_DROP_ABOVE = 4.0
@@ -54,20 +53,17 @@ TIMING_REVISION = 2
 # turns in each (so a machine whose speed drifts slows them alike), until each has taken
 # NETWORK_SECONDS (at least NETWORK_ROUNDS rounds, at most NETWORK_MAX_ROUNDS); each round's
 # times are divided by that round's fastest and the variant with the lowest median of these
-# wins. The variants
-# worth telling apart differ by a few percent, about as much as a shared machine's speed
-# moves between rounds: U-Net's 'planned' took 0.93-0.95 of the time of its 'onednn' (the
-# gradient and the training step, each side by side), yet five rounds in a fixed order,
-# compared by their median seconds, had chosen 'onednn'.
+# wins. The variants worth telling apart differ by a few percent, about as much as a shared
+# machine's speed moves between rounds, which rounds in a fixed order compared by their
+# median seconds cannot tell apart.
 NETWORK_ROUNDS = 5
 NETWORK_MAX_ROUNDS = 30
 NETWORK_SECONDS = 10.0
 # A variant 1.5 times as slow as the fastest in its warm-up calls is not timed further: the
 # choices that matter differ by less, and U-Net's gradient takes a second or more. The
 # warm-up calls, in turns, go on until each variant has taken NETWORK_WARM_SECONDS (one call
-# of a U-Net step, a hundred of a LeNet-5 step), and the best of them is compared: judged on
-# a single 5 ms call, LeNet-5's fastest variant had once taken 12 ms, was dropped, and the run
-# trained with a variant whose step took 1.07 times as long (30 rounds side by side).
+# of a U-Net step, a hundred of a LeNet-5 step), and the best of them is compared: a single
+# call of a few milliseconds can take twice its time and drop the fastest variant.
 NETWORK_DROP_ABOVE = 1.5
 NETWORK_WARM_SECONDS = 0.5
 # Part of each network's name in the plan files: a new way of checking networks checks them
@@ -78,15 +74,13 @@ NETWORK_CHECK_REVISION = 3
 # machine can rank a library kernel below XLA's by chance, with the layers planned as
 # Winograd's left so ('onednn': they do fewer multiplications, not the same ones faster) or
 # not ('onednn_direct'); oneDNN's only where jaxlib's call computes it inside the program,
-# Winograd's left so ('onednn_in_program': each host call costs about a millisecond, which
-# small networks feel, and its threads compete with XLA's where the network gives XLA other
-# work beside it); as 'onednn' with oneDNN's library computing every input gradient it can,
-# where 'onednn' has jaxlib's call on the transposed convolution ('onednn_library': XLA runs
-# a layer's input gradient beside its kernel gradient, a library call, and jaxlib's threads
-# and the library's then compete for the cores, where the library's calls run one at a time:
-# LeNet-5's step took 0.92 of the time with its second layer's input gradient by the
-# library, though timed alone jaxlib's call had been the faster, 0.97 ms against 1.14);
-# XLA's convolution alone ('xla').
+# Winograd's left so ('onednn_in_program': each host call has a fixed cost, which small
+# networks feel, and its threads compete with XLA's where the network gives XLA other work
+# beside it); as 'onednn' with oneDNN's library computing every input gradient it can, where
+# 'onednn' has jaxlib's call on the transposed convolution ('onednn_library': XLA runs a
+# layer's input gradient beside its kernel gradient, a library call, and jaxlib's threads and
+# the library's then compete for the cores, so a step can be faster with the library's input
+# gradient though timed alone jaxlib's call is); XLA's convolution alone ('xla').
 VARIANTS = ("planned", "onednn", "onednn_library", "onednn_direct", "onednn_in_program", "xla")
 
 Key = tuple[Geometry, str]  # (geometry, dtype name)
@@ -604,8 +598,8 @@ def _plan(fn, args, kwargs, path, use_cache, log, training_step, partitioned) ->
 
 
 def _duration(seconds: float) -> str:
-    """Four significant figures, in milliseconds below a second: a LeNet-5 step's variants
-    (about 5 ms) differ by 6-11% where three decimals of a second showed 0.005 for all."""
+    """Four significant figures, in milliseconds below a second: a small network's variants
+    differ by a few percent of a few milliseconds."""
     return f"{seconds * 1e3:.4g} ms" if seconds < 1 else f"{seconds:.4g} s"
 
 

@@ -37,15 +37,13 @@ def keep_freed_memory(environ=os.environ) -> str | None:
     """Has glibc's malloc serve every block from its heap and keep freed memory for reuse,
     unless the user tuned malloc (GLIBC_TUNABLES or a MALLOC_* variable); returns what it did.
 
-    XLA:CPU allocates a compiled step's temporary buffer (515 MB for ResNet-18 at batch 64) at
+    XLA:CPU allocates a compiled step's temporary buffer (hundreds of MB for ResNet-18) at
     every execution. glibc gives blocks over 32 MB a fresh mapping and unmaps them when freed,
-    so the kernel faults in and zero-fills every page of it at every step: 130,000 page faults
-    and a quarter of a second of system time per ResNet-18 step, which then took 0.86 of the
-    time without them (benchmarks/train_throughput.py runs its steps with this setting, as
-    launch.py does). The cost: the process keeps its peak memory (up to 2 GiB of it free at
-    the heap's top) rather than returning it to the system; the throughput benchmark's
-    ResNet-18 process held 1.6 GiB between steps, against 0.67 GiB without it.
-    Only glibc has these settings; elsewhere this does nothing and returns None.
+    so the kernel faults in and zero-fills every page of it at every step. The cost: the
+    process keeps its peak memory (up to 2 GiB of it free at the heap's top) rather than
+    returning it to the system. benchmarks/train_throughput.py runs its steps with this
+    setting, as launch.py does. Only glibc has these settings; elsewhere this does nothing and
+    returns None.
     """
     tuned = "glibc.malloc." in environ.get("GLIBC_TUNABLES", "") or any(
         name.startswith("MALLOC_") for name in environ

@@ -46,8 +46,8 @@ from jaxconv.ops.padding import pad
 
 METHODS = ("auto", "direct", "fft")
 
-# Costs relative to one multiply-add of the sum of shifted copies, measured with float32 1-D, 2-D
-# and 3-D inputs on a 2-core Zen 5: an FFT butterfly (per point and per log2 of the length), one
+# Costs relative to one multiply-add of the sum of shifted copies, fitted to float32 1-D, 2-D
+# and 3-D timings: an FFT butterfly (per point and per log2 of the length), one
 # multiply-add of XLA's convolution (used for several channels: a matrix product inside, far
 # faster per operation), and one complex multiply-add of the per-frequency channel sums. They put
 # the crossover for one 512 x 512 image near a 13 x 13 kernel.

@@ -17,10 +17,9 @@ from jax import lax
 
 # For one input channel the fastest direct form is a sum of shifted copies of the input, each
 # times one kernel tap: XLA fuses the multiply-adds into one pass, where its convolution emitter
-# is slow for C = 1. Past a few dozen taps one fused pass grows slow (unrolled, a 256-tap kernel
-# ran 9 to 20 times slower than a 220-tap one) and slow to compile, so a larger kernel is taken
-# in blocks of at most this many taps, one fused pass each, in a loop; on a 2-core Zen 5 this
-# block size was the fastest.
+# is slow for C = 1. Past a few dozen taps one fused pass grows slow and slow to compile, so a
+# larger kernel is taken in blocks of at most this many taps, one fused pass each, in a loop
+# (benchmarks/convolve_vs_scipy.py measures the result).
 MAX_UNROLLED_TAPS = 32
 
 

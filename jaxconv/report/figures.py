@@ -264,6 +264,7 @@ def segmentation(shown_images, truth, predicted, accuracy, class_names=()) -> Fi
     panel = (WIDTH - 0.4) / max(count, 3)
     figure = new_figure(height=3 * (panel + 0.1) + 0.7)
     axes = panel_grid(figure, 3, count)
+
     def overlay(k, labels):
         return pictures.overlay(shown_images[k], labels[k], colours, background)
 

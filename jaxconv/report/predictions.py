@@ -109,7 +109,9 @@ def segment(restored: Restored, count: int) -> tuple[np.ndarray, np.ndarray, np.
     mean, std = restored.config.data.mean, restored.config.data.std
     for batch, outputs in restored.batches(count):
         size = outputs.shape[1:3]
-        pictures.append(pictures.center_crop(pictures.denormalise(batch["image"], mean, std), size))
+        shown_images.append(
+            pictures.center_crop(pictures.denormalise(batch["image"], mean, std), size)
+        )
         truth.append(pictures.center_crop(np.asarray(batch["label"]), size))
         predicted.append(outputs.argmax(axis=-1))
     return tuple(np.concatenate(parts) for parts in (shown_images, truth, predicted))

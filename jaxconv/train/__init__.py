@@ -1,4 +1,5 @@
-"""Training: state, steps, device placement, checkpoints, metric writers and the loop."""
+"""Training: the state, the pure steps, their compilation over devices (jit or pmap), the
+optimizer, TensorBoard previews and the loop. A run's files are jaxconv.workdir's."""
 
 from jaxconv.train.loop import run
 

@@ -48,9 +48,8 @@ def run_once(fn, **jit_options):
     """`jax.jit(fn, **jit_options)()`, compiled for a program that runs once.
 
     On CPU it compiles with LLVM's optimisations at level 1: at the default level the random
-    initialisers of a model's parameters take ~10x longer to compile than to run (a small
-    U-Net's initial state: 28 s against 5 s at level 1), and level 1 gives the same values bit
-    for bit. Not level 0, which is faster still but which jaxlib 0.10.2 miscompiles (a LeNet-5
+    initialisers of a model's parameters take far longer to compile than to run, and level 1
+    gives the same values bit for bit. Not level 0, which jaxlib 0.10.2 miscompiles (a LeNet-5
     gradient comes out wrong there; see tests/conftest.py).
     """
     lowered = jax.jit(fn, **jit_options).lower()

@@ -213,7 +213,8 @@ def test_an_unreadable_plan_file_is_named_with_the_fix(tmp_path, cache):
 
 
 def test_a_function_without_convolutions_needs_no_plan(tmp_path, cache):
-    assert planning.plan(lambda x: x * 2, IMAGES, path=tmp_path / "run.json") == {}
+    no_convolution = lambda convolution, x: x * 2  # noqa: E731
+    assert planning.plan(no_convolution, IMAGES, path=tmp_path / "run.json") == {}
     assert not (tmp_path / "run.json").exists()
 
 
@@ -222,10 +223,10 @@ def test_a_plan_another_run_wrote_meanwhile_is_adopted(tmp_path, cache, monkeypa
     theirs = fast_conv.Plan("taps", "col2im", "taps")
     measure = planning.measure
 
-    def measured_while_another_run_wrote(geometry, dtype):
+    def measured_while_another_run_wrote(geometry, dtype, partitioned):
         name = planning._file_key((geometry, dtype))
         planning.write_file(cache, {**planning._read_cache(), name: theirs}, {})
-        return measure(geometry, dtype)
+        return measure(geometry, dtype, partitioned)
 
     monkeypatch.setattr(planning, "measure", measured_while_another_run_wrote)
     monkeypatch.setattr(planning, "measure_network", lambda *args: ("planned", {}))
@@ -317,7 +318,7 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     # 'onednn': oneDNN for each product it can compute here, whatever the plan chose;
     # 'onednn_in_program': only where jaxlib's call computes it.
     routes = {"forward": "jaxlib", "input_grad": None, "kernel_grad": "library"}
-    monkeypatch.setattr(fast_conv, "onednn_routes", lambda g, dtype: routes)
+    monkeypatch.setattr(fast_conv, "onednn_routes", lambda g, dtype, partitioned=False: routes)
     assert planning.restrict(plans, "onednn")[key] == fast_conv.Plan("onednn", "xla", "onednn")
     assert planning.restrict(plans, "onednn_direct") == planning.restrict(plans, "onednn")
     in_program = planning.restrict(plans, "onednn_in_program")[key]
@@ -349,7 +350,9 @@ def test_restrict_keeps_each_variants_formulations_only(monkeypatch):
     # 'onednn_library': as 'onednn', with the backward-data primitive wherever 'onednn' has
     # jaxlib's call for the input gradient and the primitive is offered.
     offered = {"forward": ("xla",), "input_grad": ("xla", "onednn", "onednn_library")}
-    monkeypatch.setattr(fast_conv, "candidates", lambda g, dtype="float32": offered)
+    monkeypatch.setattr(
+        fast_conv, "candidates", lambda g, dtype="float32", partitioned=False: offered
+    )
     assert planning.restrict(plans, "onednn_library")[key] == fast_conv.Plan(
         "onednn", "onednn_library", "onednn"
     )

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from jaxconv import data
 from jaxconv.data import catalog
+from jaxconv.errors import ConfigError
 
 ON_DISK = {"in_memory": False}
 
@@ -87,9 +88,9 @@ def test_pet_trimaps_become_per_pixel_labels_resized_with_the_image():
 
 
 def test_unknown_catalog_name_and_feature_are_refused():
-    with pytest.raises(KeyError, match="not a TFDS catalog dataset"):
+    with pytest.raises(ConfigError, match="not a TFDS catalog dataset"):
         data.get_source("tfds:no_such_dataset", "train")
-    with mocked(num_examples=2), pytest.raises(KeyError, match="no feature 'mask'"):
+    with mocked(num_examples=2), pytest.raises(ConfigError, match="no feature 'mask'"):
         data.get_source("tfds:cifar10", "train", options={"label_key": "mask"})
 
 

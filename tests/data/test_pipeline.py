@@ -6,6 +6,7 @@ import pytest
 from jaxconv import data
 from jaxconv.data import augment, mnist_5k, pipeline
 from jaxconv.data.source import ArraySource
+from jaxconv.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_digits_source_shapes_and_range():
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(KeyError, match="mnist_5k.*'tfds:<name>'"):
+    with pytest.raises(ConfigError, match="mnist_5k.*'tfds:<name>'"):
         data.get_source("mnist5k", "train")
 
 

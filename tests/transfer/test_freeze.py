@@ -131,7 +131,7 @@ def test_pattern_matching_nothing_is_an_error():
 
 
 def test_several_patterns():
-    state = frozen_state(("stage2/.*", "head/.*"))
+    _, state = frozen_state(("stage2/.*", "head/.*"))
     trainable = [
         leaf.size
         for name, leaf in transfer.flatten({"params": state.params}).items()
