@@ -24,7 +24,7 @@ SHORT = {
     "eval_every_steps": "2",
     "checkpoint_every_steps": "2",
     # Measuring each shape's convolution formulations costs more than two steps; the planned
-    # path is tested in tests/ops and through launch.py (tests/train/test_launch.py).
+    # path is tested in tests/cpu and through launch.py (tests/test_launch.py).
     "fast_conv": "False",
 }
 MOCK = {"data.in_memory": "False", "data.image_size": "32"}

@@ -37,7 +37,7 @@ def short_config(**overrides):
         "checkpoint_every_steps": "4",
         "log_every_steps": "4",
         "eval_every_steps": "100",
-        "fast_conv": "False",  # planned convolutions: tests/ops and test_launch.py
+        "fast_conv": "False",  # planned convolutions: tests/cpu and tests/test_launch.py
         **overrides,
     }
     for key, value in settings.items():

@@ -19,7 +19,7 @@ from jaxconv.workdir.checkpoint import read_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # LeNet-5 with augmentation on, small batches, a checkpoint every 5 steps; XLA's convolutions
-# (what the planned ones do on resume is tested in test_launch.py).
+# (what the planned ones do on resume is tested in tests/test_launch.py).
 RUN = [
     "--config",
     "experiments/lenet5_mnist.py",

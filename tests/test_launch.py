@@ -13,7 +13,7 @@ import pytest
 
 from jaxconv.workdir.checkpoint import read_state
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHORT = [
     "--config",
     "experiments/lenet5_mnist.py",
