@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 
-from jaxconv.configs import loading
+from jaxconv.configs import checks, loading
 from jaxconv.cpu import platform
 from jaxconv.errors import ConfigError, JaxconvError, MissingFileError
 
@@ -46,6 +46,7 @@ def parse_args(argv: list[str]):
             )
         key, _, value = item[len("--config.") :].partition("=")
         loading.override(config, key, value)
+    checks.check(config)
     if not options.summary and not options.workdir:
         raise ConfigError("--workdir is required to train (e.g. --workdir runs/demo).")
     return options, config

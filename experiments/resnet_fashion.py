@@ -21,7 +21,7 @@ DEPTHS = (20, 32, 44, 56, 110)
 
 
 def get_config(arg=None):
-    options = loading.parse_variant(arg, {"depth": 20, "plain": False, "epochs": 20})
+    options = loading.parse_variant(arg, {"depth": 20, "plain": False, "epochs": 20.0})
     if options["depth"] not in DEPTHS:
         raise loading.ConfigError(f"depth must be one of {DEPTHS}, got {options['depth']}.")
     config = base.get_config()

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import struct
 import subprocess
 import sys
@@ -138,3 +139,69 @@ def test_missing_config_file_is_named(tmp_path):
 def test_summary_prints_the_model_table_without_training(tmp_path):
     result = launch("--config", "experiments/lenet5_mnist.py", "--summary")
     assert "61,706" in result.stdout or "61706" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def digits_workdir(tmp_path_factory):
+    from jaxconv.configs import base
+    from jaxconv.train import loop
+
+    config = base.get_config()
+    config.data.name, config.model.name = "digits", "mlp"
+    config.batch_size, config.num_train_steps, config.report = 16, 2, False
+    workdir = tmp_path_factory.mktemp("digits") / "run"
+    loop.run(config, workdir)
+    return workdir
+
+
+def one_line_error(result) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    return line
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["report", "--workdir", "{run}"],
+        ["export", "--workdir", "{run}", "--out", "{tmp}/model"],
+        ["compare", "{run}", "--out", "{tmp}/compare"],
+    ],
+)
+def test_a_damaged_config_json_is_one_line_naming_it(digits_workdir, tmp_path, verb):
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_workdir, broken)
+    (broken / "config.json").write_text('{"model": {"name": "lenet5"')  # cut short
+    args = [part.format(run=broken, tmp=tmp_path) for part in verb]
+    line = one_line_error(launch(*args, check=False))
+    assert "config.json" in line and line.startswith(f"launch.py {verb[0]}: error:")
+
+
+def test_export_into_the_workdir_itself_is_refused(digits_workdir):
+    result = launch(
+        "export", "--workdir", str(digits_workdir), "--out", str(digits_workdir), check=False
+    )
+    assert "is the workdir" in one_line_error(result)
+    assert (digits_workdir / "config.json").read_text().startswith("{")
+
+
+def test_a_config_file_that_raises_is_one_line(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("raise RuntimeError('oops')\n")
+    result = launch("--config", str(path), "--workdir", str(tmp_path / "run"), check=False)
+    assert result.returncode == 2
+    assert "broken.py' fails as it is read" in one_line_error(result)
+
+
+def test_a_bug_in_the_library_keeps_its_traceback(tmp_path, monkeypatch):
+    import launch as launcher
+    from jaxconv.train import loop
+
+    def bug(config, workdir):
+        raise KeyError("an internal key")
+
+    monkeypatch.setattr(loop, "run", bug)
+    args = ["--config", "experiments/lenet5_mnist.py", "--workdir", str(tmp_path)]
+    with pytest.raises(KeyError, match="an internal key"):
+        launcher.main(args)

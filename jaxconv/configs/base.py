@@ -161,6 +161,118 @@ def _transfer() -> ml_collections.ConfigDict:
     return transfer
 
 
+# The range of every numeric key, by name (jaxconv/configs/checks.py: RULES), checked before
+# anything is built. A tuple's elements each obey the rule; None (unset) is always allowed.
+RANGES = {
+    "seed": "any",
+    "batch_size": "positive",
+    "eval_batch_size": "positive",
+    "learning_rate": "positive",
+    "num_epochs": "positive",
+    "num_train_steps": "positive_or_minus_one",
+    "num_microbatches": "at_least_one",
+    "auxiliary_loss_weight": "non_negative",
+    "log_every_steps": "positive",
+    "eval_every_steps": "positive_or_minus_one",
+    "num_eval_steps": "positive_or_minus_one",
+    "checkpoint_every_steps": "positive",
+    "keep_checkpoints": "at_least_one",
+    "max_skipped_share": "fraction",
+    "num_prediction_images": "non_negative",
+    "model.dropout_rate": "below_one",
+    "model.width": "positive",
+    "model.depth": "positive",
+    "model.hidden_sizes": "positive",
+    "model.auxiliary_heads": "non_negative",
+    "data.mean": "any",
+    "data.std": "positive",
+    "data.image_size": "positive",
+    "data.channels": "positive",
+    "data.num_classes": "positive",
+    "data.seed": "any",
+    "data.num_train_examples": "positive",
+    "data.num_test_examples": "positive",
+    "data.canvas_size": "positive",
+    "data.items_per_canvas": "non_negative",
+    "data.train_items_per_canvas": "non_negative",
+    "data.scale_range": "positive",
+    "data.train_rotation": "non_negative",
+    "data.train_shear": "non_negative",
+    "data.patch_size": "positive",
+    "data.sigma": "non_negative",
+    "data.sigma_range": "non_negative",
+    "data.test_tile_size": "positive",
+    "data.examples_per_class": "positive",
+    "data.num_threads": "non_negative",
+    "data.prefetch": "non_negative",
+    "optimizer.weight_decay": "non_negative",
+    "optimizer.momentum": "below_one",
+    "optimizer.b1": "below_one",
+    "optimizer.b2": "below_one",
+    "optimizer.warmup_epochs": "non_negative",
+    "optimizer.end_learning_rate_factor": "non_negative",
+    "optimizer.step_epochs": "positive",
+    "optimizer.grad_clip_norm": "non_negative",
+    "optimizer.ema_decay": "below_one",
+    "parallel.num_processes": "non_negative",
+    "parallel.process_id": "at_least_minus_one",
+    "transfer.finetune_epochs": "non_negative",
+    "transfer.finetune_learning_rate": "positive",
+    "segmentation.class_weights": "non_negative",
+    "segmentation.dice_weight": "non_negative",
+    "detection.radii": "positive",
+    "detection.surround": "positive",
+    "detection.threshold": "any",
+    "detection.min_distance": "positive",
+    "detection.match_tolerance": "positive",
+}
+
+# The keys a resumed run may change without `resume_changes='allow'`: how long it runs, how
+# often it logs, evaluates and saves, what it keeps and draws, and where and how fast it
+# computes. A change of any other key (the model, the data, the recipe) would mix two
+# experiments in one workdir, so a resume refuses it with the keys' diff.
+RESUMABLE_KEYS = (
+    "num_epochs",
+    "num_train_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "num_eval_steps",
+    "eval_batch_size",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "best_metric",
+    "best_mode",
+    "on_nonfinite",
+    "max_skipped_share",
+    "num_prediction_images",
+    "report",
+    "fast_conv",
+    "resume_changes",
+    "data.data_dir",
+    "data.num_threads",
+    "data.prefetch",
+    "data.in_memory",
+    "parallel.mode",
+    "parallel.shard_params",
+    "parallel.coordinator_address",
+    "parallel.num_processes",
+    "parallel.process_id",
+)
+
+# The keys that name one of a few choices, and those choices.
+CHOICES = {
+    "job": ("train", "count_coins"),
+    "task": ("classification", "segmentation", "denoising"),
+    "on_nonfinite": ("stop", "skip"),
+    "best_mode": ("max", "min"),
+    "resume_changes": ("refuse", "allow"),
+    "parallel.mode": ("jit", "pmap"),
+    "optimizer.name": ("adamw", "adam", "sgd"),
+    "optimizer.schedule": ("cosine", "constant", "step"),
+    "model.dtype": ("float32", "bfloat16"),
+}
+
+
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.job = "train"  # train | count_coins
@@ -186,6 +298,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it
     config.best_mode = "max"  # max | min
     config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
+    # With on_nonfinite='skip', a run that skipped more than this share of its steps ends
+    # with an error (after saving), since its figures describe too few updates.
+    config.max_skipped_share = 0.05
+    # A resume that changes a key outside RESUMABLE_KEYS is refused unless this is 'allow';
+    # an allowed change is recorded in workdir/config_changes.jsonl.
+    config.resume_changes = "refuse"  # refuse | allow
     # On CPU, time each convolution's formulations (per-tap GEMMs, im2col, XLA's own) for its
     # shape and train with the fastest (jaxconv/cpu/planning.py; the choices are kept in
     # workdir/conv_plans.json). False: XLA's convolution everywhere. Other platforms: XLA's.

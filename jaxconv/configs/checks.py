@@ -41,15 +41,20 @@ def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict:
 def _numbers(value) -> list | None:
     """The numbers a value holds (one, or a tuple's), or None when it holds something else."""
     values = value if isinstance(value, list) else [value]
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return values
     return None
 
 
 def problems(config) -> list[str]:
-    """Each numeric key whose value breaks its rule, as 'key=value: takes ...'."""
+    """Each numeric key whose value breaks its rule, and each choice key whose value is not
+    one of its choices, as 'key=value: it takes ...'."""
     found = []
     for key, value in flatten(config).items():
+        if key in base.CHOICES:
+            if value not in base.CHOICES[key]:
+                found.append(f"{key}={value!r}: it takes one of {', '.join(base.CHOICES[key])}")
+            continue
         numbers = _numbers(value)
         if value is None or numbers is None:
             continue
@@ -64,7 +69,7 @@ def problems(config) -> list[str]:
 
 
 def check(config) -> None:
-    """Stops with one ConfigError listing every numeric key out of its range."""
+    """Stops with one ConfigError listing every key out of its range or choices."""
     found = problems(config)
     if found:
         raise ConfigError(

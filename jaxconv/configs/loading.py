@@ -26,7 +26,12 @@ def load(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"config file '{path_text}' does not exist. {_known_experiments(path)}")
     module_spec = importlib.util.spec_from_file_location(f"_jaxconv_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        raise ConfigError(
+            f"config file '{path}' fails as it is read: {_described(error)}; fix the file."
+        ) from error
     get_config = getattr(module, "get_config", None)
     if get_config is None:
         raise ConfigError(f"config file '{path}' defines no get_config(arg=None) function.")
@@ -35,16 +40,33 @@ def load(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(
             f"config file '{path}' takes no ':{arg}' variant (its get_config has no argument)."
         )
-    config = get_config(arg or None) if takes_arg else get_config()
+    try:
+        config = get_config(arg or None) if takes_arg else get_config()
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(
+            f"get_config of '{path}' fails: {_described(error)}; fix the file or the variant."
+        ) from error
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(
+            f"get_config of '{path}' returned {type(config).__name__}, not a ConfigDict; "
+            "start from jaxconv.configs.base.get_config() and return it."
+        )
     config.lock()
     return config
+
+
+def _described(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def parse_variant(arg: str | None, defaults: dict) -> dict:
     """Parses a `key=value,key=value` variant string against `defaults`.
 
-    Values are read as Python literals where they parse as one (`depth=56`, `plain=True`) and as
-    strings otherwise; an unknown key raises ConfigError listing the known ones.
+    Each value is read as the type of its default, as a command-line override is: a bool from
+    true/false/1/0/yes/no (any case), a number, a string; a default of None takes any literal.
+    An unknown key, or a value that is not of its default's type, raises ConfigError.
     """
     options = dict(defaults)
     for item in filter(None, (arg or "").split(",")):
@@ -54,7 +76,9 @@ def parse_variant(arg: str | None, defaults: dict) -> dict:
                 f"unknown variant '{item}'; this experiment takes "
                 f"{', '.join(f'{k}=' for k in defaults)} (e.g. 'path.py:{key}=...')."
             )
-        options[key] = _literal(text)
+        default = defaults[key]
+        field_type = None if default is None else type(default)
+        options[key] = _convert(text, field_type, key, spelled=f"variant {key}={text}")
     return options
 
 
@@ -135,14 +159,15 @@ def _field_type(node: ml_collections.ConfigDict, leaf: str):
     return reference.get_type()
 
 
-def _convert(text: str, field_type, key: str):
+def _convert(text: str, field_type, key: str, spelled: str | None = None):
+    spelled = spelled or f"--config.{key}={text}"
     if field_type is bool:
         lowered = text.strip().lower()
         if lowered in ("true", "1", "yes"):
             return True
         if lowered in ("false", "0", "no"):
             return False
-        raise ConfigError(f"--config.{key}={text}: expected true or false.")
+        raise ConfigError(f"{spelled}: expected true or false.")
     if field_type is str:
         return None if text == "None" else text
     value = _literal(text)
@@ -150,9 +175,10 @@ def _convert(text: str, field_type, key: str):
         value = float(value)
     if field_type is tuple and isinstance(value, list | str | int | float):
         value = tuple(value) if isinstance(value, list) else (value,)
-    if value is not None and field_type is not None and not isinstance(value, field_type):
+    wrong_type = field_type is not None and not isinstance(value, field_type)
+    if value is not None and (wrong_type or (field_type is int and isinstance(value, bool))):
         raise ConfigError(
-            f"--config.{key}={text}: expected a value of type {field_type.__name__}, got '{text}'."
+            f"{spelled}: expected a value of type {field_type.__name__}, got '{text}'."
         )
     return value
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from jaxconv.cpu import fast_conv
 from jaxconv.cpu.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
+from jaxconv.errors import DataError, WorkdirError
 
 ROLES = ("forward", "input_grad", "kernel_grad")
 # Each formulation is timed until it has taken this long in total (at least once, at most
@@ -443,7 +444,7 @@ def read_file(path: pathlib.Path) -> dict[str, Plan]:
             name: Plan(**{role: entry[role] for role in ROLES}) for name, entry in entries.items()
         }
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
+        raise DataError(
             f"convolution plan file {path} is unreadable ({error}); delete it to measure again."
         ) from None
 
@@ -485,6 +486,9 @@ def write_file(
         "networks": dict(sorted((networks or {}).items())),
     }
     temporary = path.with_suffix(".tmp")
+    for each in (path, temporary):  # writing through a link would overwrite its target
+        if each.is_symlink():
+            raise WorkdirError(f"{each} is a symbolic link; remove it to let jaxconv write there.")
     temporary.write_text(json.dumps(document, indent=1))
     os.replace(temporary, path)  # never a half-written file
 

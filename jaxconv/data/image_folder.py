@@ -57,16 +57,26 @@ def _hold_out(items: list, split: str) -> list:
     return [items[i] for i in chosen]
 
 
+def _subfolders(folder: pathlib.Path) -> tuple[str, ...]:
+    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."))
+
+
 def class_names(folder: pathlib.Path) -> tuple[str, ...]:
-    names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."))
+    """The training folder's class subfolders, sorted: the class ids in order."""
+    names = _subfolders(folder)
     if not names:
         raise MissingFileError(f"{folder} holds no class subfolders (one per class).")
+    if len(names) == 1:
+        raise DataError(
+            f"{folder} holds one class folder ('{names[0]}'); a classifier needs two or more, "
+            "one subfolder of images per class."
+        )
     return names
 
 
 def classified_files(folder: pathlib.Path, names: tuple[str, ...]) -> list[tuple]:
     """(path, class id) of every image in `folder`'s class subfolders named in `names`."""
-    unknown = sorted(set(class_names(folder)) - set(names))
+    unknown = sorted(set(_subfolders(folder)) - set(names))
     if unknown:
         raise DataError(f"{folder} has classes {unknown} that the training split lacks.")
     return [

@@ -7,7 +7,8 @@ they logged: a run without a metric leaves a gap ('—') in the table and no lin
 
 import pathlib
 
-from jaxconv.report import curves, figures, html, loading
+from jaxconv.errors import ConfigError
+from jaxconv.report import curves, figures, html, loading, output
 from jaxconv.report.html import Section
 
 
@@ -79,13 +80,12 @@ def compare(workdirs, out_dir: str | pathlib.Path) -> pathlib.Path:
     """Writes the comparison of the runs in `workdirs` into `out_dir`; returns compare.html."""
     paths = [pathlib.Path(workdir) for workdir in workdirs]
     if not paths:
-        raise ValueError("compare needs at least one run's workdir.")
+        raise ConfigError("compare needs at least one run's workdir.")
     runs = [loading.read_run(path) for path in paths]
     names = run_names(paths)
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output.prepare(pathlib.Path(out_dir))  # removes what the last comparison wrote
     header, rows = results_table(runs, names)
-    (out / "compare.md").write_text(html.markdown_table(header, rows))
+    output.write_page(out / "compare.md", html.markdown_table(header, rows))
     sections = [Section("results", "Results", html.table(header, rows))]
     histories = {name: run.records for name, run in zip(names, runs)}
     if any(run.records for run in runs):
@@ -97,6 +97,5 @@ def compare(workdirs, out_dir: str | pathlib.Path) -> pathlib.Path:
     else:
         figure = html.note("None of these runs has logged metrics yet.")
     sections.append(Section("curves", "Curves", figure))
-    path = out / "compare.html"
-    path.write_text(html.page("Comparison of " + ", ".join(names), "", sections))
-    return path
+    page = html.page("Comparison of " + ", ".join(names), "", sections)
+    return output.write_page(out / "compare.html", page)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from jaxconv import pictures
-from jaxconv.report import html
+from jaxconv.report import html, output
 
 DPI = 150
 WIDTH = 7.0  # inches
@@ -53,8 +53,10 @@ def new_figure(height: float, width: float = WIDTH) -> Figure:
 
 
 def save(figure: Figure, path: pathlib.Path) -> pathlib.Path:
+    output.refuse_link(path)
     with matplotlib.rc_context(STYLE):
         figure.savefig(path, dpi=DPI)
+    output.record(path)
     return path
 
 

@@ -13,6 +13,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
+from jaxconv.errors import DataError, MissingFileError
 from jaxconv.workdir import restore
 from jaxconv.workdir.writers import read_metrics
 
@@ -34,13 +35,24 @@ class RunFiles:
 
 
 def read_json(path: pathlib.Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A run's JSON file ({} when it is missing); a damaged one raises DataError naming it."""
+    if not path.exists():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as error:
+        raise DataError(
+            f"{path} is damaged ({error}); restore it, or delete it to go on without it."
+        ) from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path} holds {type(value).__name__}, not a JSON object; restore it.")
+    return value
 
 
 def read_run(workdir: str | pathlib.Path) -> RunFiles:
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {workdir} does not exist; pass a run's --workdir.")
+        raise MissingFileError(f"workdir {workdir} does not exist; pass a run's --workdir.")
     saved = read_json(workdir / "config.json")
     config = restore.load_config(workdir) if saved else None
     return RunFiles(

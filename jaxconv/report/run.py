@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 
 from jaxconv import pictures
-from jaxconv.report import curves, figures, html, loading, predictions
+from jaxconv.report import curves, figures, html, loading, output, predictions
 from jaxconv.report.html import Section
 
 # Summary entries that are not one number or word (per-class lists) stay out of its table.
@@ -26,10 +26,7 @@ def build(workdir: str | pathlib.Path, *, max_examples: int = 1000) -> pathlib.P
     segmentation and denoising figures), so a report takes seconds on a CPU.
     """
     files = loading.read_run(workdir)
-    out = files.workdir / "report"
-    out.mkdir(exist_ok=True)
-    for stale in out.glob("*.png"):  # figures an earlier build drew and this one may not
-        stale.unlink()
+    out = output.prepare(files.workdir / "report")  # removes what the last build wrote
     sections = [overview(files), training_curves(files, out)]
     if files.config is None:
         sections.append(
@@ -49,9 +46,7 @@ def build(workdir: str | pathlib.Path, *, max_examples: int = 1000) -> pathlib.P
     subtitle = ", ".join(
         str(files.summary[key]) for key in ("model", "dataset", "devices") if key in files.summary
     )
-    path = out / "index.html"
-    path.write_text(html.page(title, subtitle, sections))
-    return path
+    return output.write_page(out / "index.html", html.page(title, subtitle, sections))
 
 
 def overview(files: loading.RunFiles) -> Section:

@@ -12,6 +12,7 @@ import json
 import math
 import pathlib
 import signal
+import tempfile
 import time
 
 import jax
@@ -20,6 +21,7 @@ import ml_collections
 from tqdm import tqdm
 
 from jaxconv import data, tasks, transfer
+from jaxconv.configs import checks
 from jaxconv.cpu import fast_conv, planning, platform
 from jaxconv.data import pipeline
 from jaxconv.errors import ConfigError, NonFiniteError, WorkdirError
@@ -28,6 +30,7 @@ from jaxconv.train import optimizer, parallel
 from jaxconv.train import state as state_lib
 from jaxconv.train import step as step_lib
 from jaxconv.train.previews import PredictionImages
+from jaxconv.workdir import files, restore
 from jaxconv.workdir.checkpoint import Checkpointer, WorkdirLock
 from jaxconv.workdir.writers import MetricWriter
 
@@ -109,6 +112,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     the head in `workdir/head`, then every layer in `workdir/finetune`; the summary is the last
     run's, with the first run's under 'head'.
     """
+    checks.check(config)
     summaries = {}
     for phase_workdir, phase_config in transfer.phases(config, workdir):
         summaries[phase_workdir.name] = _run_phase(phase_config, phase_workdir)
@@ -116,29 +120,65 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     return {**summary, **summaries}
 
 
+# What a run writes in its workdir.
+RUN_ENTRIES = (
+    ".lock",
+    "config.json",
+    "config_changes.jsonl",
+    "metrics.jsonl",
+    "summary.json",
+    "conv_plans.json",
+    "checkpoints",
+    "tensorboard",
+    "report",
+)
+
+
 def _run_phase(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / ".write_test").touch()
-        (workdir / ".write_test").unlink()
+        tempfile.TemporaryFile(dir=workdir).close()  # a new file of its own: never a link
     except OSError as error:
         raise WorkdirError(
             f"workdir {workdir} is not writable ({error.strerror}); choose "
             "another --workdir or fix its permissions."
         ) from None
+    for name in RUN_ENTRIES:  # jaxconv's own entries: never written through a link
+        files.refuse_link(workdir / name)
     # Process 0 holds the lock for the whole multi-host job (the workdir is shared).
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
     with lock, _SignalFlag() as signals:
-        return _Run(config, workdir, signals).execute()
+        changes = accepted_changes(config, workdir)
+        return _Run(config, workdir, signals, changes).execute()
+
+
+def accepted_changes(config, workdir: pathlib.Path) -> dict[str, tuple]:
+    """The config keys a resume changes ({} for a new run): a change outside
+    `base.RESUMABLE_KEYS` raises ConfigError with the keys' diff, before anything is written,
+    unless `config.resume_changes` is 'allow'."""
+    has_checkpoints = any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*"))
+    if not (workdir / "config.json").exists() or not has_checkpoints:
+        return {}
+    changes = checks.resume_changes(restore.load_config(workdir), config)
+    if changes and config.resume_changes != "allow":
+        diff = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+        raise ConfigError(
+            f"{workdir} holds a run of another config ({diff}); resuming would mix the two. "
+            "Use a new --workdir, restore those settings, or pass "
+            "--config.resume_changes=allow to continue with the change (it is recorded in "
+            "config_changes.jsonl)."
+        )
+    return changes
 
 
 class _Run:
     """One run's pieces, built from the config; `execute` trains, evaluates and summarises."""
 
-    def __init__(self, config, workdir: pathlib.Path, signals: _SignalFlag):
+    def __init__(self, config, workdir: pathlib.Path, signals: _SignalFlag, changes: dict):
         self.started = time.perf_counter()
         self.config, self.workdir, self.signals = config, workdir, signals
+        self.changes = changes
         self.parallel = parallel.make_strategy(config)
         devices = self.parallel.device_count
         parallel.check_batch_size(config.batch_size, devices)
@@ -215,6 +255,7 @@ class _Run:
             best_metric=config.best_metric or None,
             best_mode=config.best_mode,
         )
+        self.start_step = self._restore()
         bound = dict(
             loss_and_metrics=loss_and_metrics,
             num_microbatches=config.num_microbatches,
@@ -229,7 +270,7 @@ class _Run:
         self.train_step = self.parallel.compile_train_step(
             step_lib.train_step, model=transfer.freeze_model(planned, trainable), **bound
         )
-        self.train_seconds, self.train_images = 0.0, 0
+        self.train_seconds, self.train_images, self.skipped = 0.0, 0, 0
         self.eval_scalars: dict[str, float] = {}
         self.prediction_images = None
         # Every process draws them (the model's parameters may span all hosts, so applying it
@@ -287,16 +328,34 @@ class _Run:
         )
         return with_plans(plans)
 
-    def execute(self) -> dict:
-        if jax.process_index() == 0:  # what the report and later tools rebuild the run from
-            (self.workdir / "config.json").write_text(self.config.to_json_best_effort(indent=2))
+    def _restore(self) -> int:
+        """Restores the newest good checkpoint into the state and the iterator; its step (0
+        for a new run). Nothing is written before a resume is accepted."""
         saved_form = self.parallel.to_saved(self.state)
         restored = self.checkpointer.restore_latest(saved_form, self.train_iterator)
-        if restored is not None:
-            self.state = self.parallel.from_saved(restored)
-            saved_form = restored
-        start_step = int(jax.device_get(saved_form.step))
-        num_params = state_lib.count_parameters(saved_form.params)
+        if restored is None:
+            return 0
+        self.state = self.parallel.from_saved(restored)
+        step = int(jax.device_get(restored.step))
+        if step > self.schedule.total_steps:
+            raise ConfigError(
+                f"the checkpoint in {self.checkpointer.directory} is at step {step}, past this "
+                f"config's {self.schedule.total_steps} steps; set num_train_steps to {step} or "
+                "more (or num_epochs to match), or use a new --workdir."
+            )
+        return step
+
+    def execute(self) -> dict:
+        start_step = self.start_step
+        if jax.process_index() == 0:  # what the report and later tools rebuild the run from
+            files.write_text(
+                self.workdir / "config.json", self.config.to_json_best_effort(indent=2)
+            )
+            if self.changes:
+                record = {"step": start_step, "changes": self.changes}
+                with files.open_for_append(self.workdir / "config_changes.jsonl") as file:
+                    file.write(json.dumps(record, default=list) + "\n")
+        num_params = state_lib.count_parameters(self.parallel.to_saved(self.state).params)
         say(
             f"{self.config.model.name}: {num_params:,} parameters; {self.config.data.name}: "
             f"{len(self.train_source):,} train / {len(self.eval_source):,} "
@@ -309,19 +368,48 @@ class _Run:
                 f"Resumed from the checkpoint of step {start_step} in "
                 f"{self.checkpointer.directory}."
             )
-        self.writer = MetricWriter(self.workdir, resume_step=start_step)
+            if self.changes:
+                say(f"Config changed on resume: {', '.join(self.changes)} (config_changes.jsonl).")
+        self.writer = MetricWriter(self.workdir, resume_step=start_step, report=say)
         try:
             self._train(start_step)
             # The last step's checkpoint, saved again if its folder vanished while it was written.
             self.checkpointer.finish(
                 self.parallel.to_saved(self.state), self.train_iterator, self.eval_scalars or None
             )
-        finally:
-            self.writer.close()
-            self.checkpointer.close()
+        except BaseException:
+            self._close(quietly=True)  # the error that stopped the run is the one shown
+            raise
+        self._close(quietly=False)
         if not self.eval_scalars:  # the run was already complete: evaluate what was restored
             self.eval_scalars = self.evaluate()
-        return self._summarise(start_step, num_params)
+        summary = self._summarise(start_step, num_params)
+        self._check_skipped(start_step)
+        return summary
+
+    def _close(self, quietly: bool) -> None:
+        """Closes the metric writer and the checkpointer. `quietly` (an error is already on
+        its way) reports a failure to close instead of raising it over that error."""
+        for close in (self.writer.close, self.checkpointer.close):
+            try:
+                close()
+            except Exception as error:
+                if not quietly:
+                    raise
+                say(f"While stopping, closing failed too ({type(error).__name__}: {error}).")
+
+    def _check_skipped(self, start_step: int) -> None:
+        """Ends a run that skipped more than `max_skipped_share` of its steps with an error
+        (its checkpoint and summary are saved): its figures describe too few updates."""
+        steps = self.schedule.total_steps - start_step
+        if not steps or self.skipped / steps <= self.config.max_skipped_share:
+            return
+        raise NonFiniteError(
+            f"{self.skipped} of this run's {steps} steps had a non-finite loss or gradient and "
+            f"were skipped (more than max_skipped_share={self.config.max_skipped_share}); its "
+            "results describe too few updates. Lower learning_rate or set "
+            "optimizer.grad_clip_norm; the last checkpoint is kept."
+        )
 
     def _train(self, start_step: int) -> None:
         schedule = self.schedule
@@ -377,6 +465,7 @@ class _Run:
                 "the last good checkpoint is kept. Lower learning_rate, set "
                 "optimizer.grad_clip_norm, or set on_nonfinite='skip' to skip such batches."
             )
+        self.skipped += 1
         say(f"step {step}: non-finite loss or gradient; the update was skipped.")
 
     def _log(self, step: int) -> dict:
@@ -447,6 +536,7 @@ class _Run:
             "steps": self.schedule.total_steps,
             "epochs": round(self.schedule.total_steps / self.schedule.steps_per_epoch, 3),
             "resumed_from_step": start_step,
+            "skipped_steps": self.skipped,
             "num_params": num_params,
             "wall_time_s": round(time.perf_counter() - self.started, 2),
             "train_time_s": round(self.train_seconds, 2),
@@ -457,6 +547,30 @@ class _Run:
             "parallel": self.config.parallel.mode,
             "cpu": platform.cpu_model(),
         }
+        path = self.workdir / "summary.json"
+        if start_step >= self.schedule.total_steps:  # nothing trained: keep the training's own
+            summary |= {key: value for key, value in _read_summary(path).items() if key in TIMINGS}
         if jax.process_index() == 0:
-            (self.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            files.write_json(path, summary)
         return summary
+
+
+# What summary.json says of the training itself, kept when a finished run is started again.
+TIMINGS = (
+    "resumed_from_step",
+    "skipped_steps",
+    "wall_time_s",
+    "train_time_s",
+    "train_images_per_s",
+    "devices",
+    "parallel",
+    "cpu",
+)
+
+
+def _read_summary(path: pathlib.Path) -> dict:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}

@@ -1,8 +1,9 @@
 """Orbax checkpoints of the training state and the data iterator, saved together.
 
-One checkpoint is `checkpoints/<step>/` with two items: `state` (params, batch statistics,
-optimizer state, step, RNG key) and `data` (the grain iterator's position). Restoring both
-makes a resumed run see exactly the batches an uninterrupted run would have seen.
+One checkpoint is `checkpoints/<step>/` with three items: `state` (params, batch statistics,
+optimizer state, step, RNG key), `data` (the grain iterator's position) and `checksums` (a
+SHA-256 of every array of `state`, by name). Restoring the first two makes a resumed run see
+exactly the batches an uninterrupted run would have seen; the third verifies what was read.
 
 What keeps work safe:
 - Saves are asynchronous and atomic: orbax writes into a temporary folder and renames it only
@@ -10,14 +11,17 @@ What keeps work safe:
   temporary folder is removed at the next start). Old checkpoints are deleted only after a new
   one is complete.
 - The newest `keep` checkpoints are kept, and the best by `best_metric` too.
-- A checkpoint that cannot be read (a truncated or missing file) is reported, moved aside to
-  `checkpoints/unreadable_<step>/` (kept for inspection, never deleted) and the previous one is
-  restored instead. When no checkpoint fits the run (its config changed), nothing is moved and
-  the run stops with a message.
+- A checkpoint that cannot be read (a truncated or missing file), or whose arrays do not
+  match their checksums (bytes changed on disk), is reported with the array named, moved
+  aside to `checkpoints/unreadable_<step>/` (kept for inspection, never deleted) and the
+  previous one is restored instead. When no checkpoint fits the run (its config changed),
+  nothing is moved and the run stops with a message.
 - `WorkdirLock` stops a second run from writing into a workdir that a live run holds.
 """
 
 import fcntl
+import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -31,6 +35,7 @@ from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from jaxconv.errors import CheckpointError, MissingFileError, WorkdirError
+from jaxconv.workdir import files
 
 # Saves that fail one after another before the run stops: a deleted folder costs one, a full
 # disk every one.
@@ -47,6 +52,63 @@ class WorkdirInUseError(WorkdirError):
 
 def _saveable(state) -> dict:
     return {field: getattr(state, field) for field in _STATE_FIELDS}
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint whose arrays, as read, do not match the checksums saved with them."""
+
+
+def checksums(tree) -> dict[str, str | None]:
+    """{'params/conv1/conv/kernel': sha256 hex of its dtype, shape and bytes, ...} for every
+    array of `tree`. An array this process holds only part of (sharded across hosts) gets
+    None: it is not checked."""
+    sums = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = "/".join(_key_name(key) for key in path)
+        value = _host_value(leaf)
+        if value is None:
+            sums[name] = None
+            continue
+        digest = hashlib.sha256(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+        sums[name] = digest.hexdigest()
+    return sums
+
+
+def _key_name(key) -> str:
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def _host_value(leaf) -> np.ndarray | None:
+    if isinstance(leaf, jax.Array):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if not leaf.is_fully_addressable:
+            if not leaf.is_fully_replicated:
+                return None
+            leaf = leaf.addressable_data(0)
+    return np.asarray(jax.device_get(leaf))
+
+
+def verify(step: int, restored, saved_sums: dict[str, str | None]) -> None:
+    """Raises CorruptCheckpointError naming every array of `restored` whose checksum differs
+    from the one saved (arrays saved without one are not checked)."""
+    found = checksums(restored)
+    bad = [
+        name
+        for name, saved in saved_sums.items()
+        if saved is not None and found.get(name) is not None and found[name] != saved
+    ]
+    missing = sorted(set(saved_sums) - set(found))
+    if bad or missing:
+        names = ", ".join(bad + [f"{name} (missing)" for name in missing][:8])
+        raise CorruptCheckpointError(
+            f"checkpoint {step} does not match its checksums: {names}"
+            + (f" and {len(bad) + len(missing) - 8} more" if len(bad) + len(missing) > 8 else "")
+        )
 
 
 def _preservation(keep: int, best_metric: str | None, best_mode: str):
@@ -116,9 +178,11 @@ class Checkpointer:
         """
         step = int(jax.device_get(state.step))
         self._recover_from_failed_save(step)
+        saveable = _saveable(state)
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(_saveable(state)),
+            state=ocp.args.StandardSave(saveable),
             data=grain.checkpoint.CheckpointSave(data_iterator),
+            checksums=ocp.args.JsonSave(checksums(saveable)),
         )
         if self.best_metric and (not metrics or self.best_metric not in metrics):
             metrics = None  # only checkpoints with an evaluation compete for "best"
@@ -196,26 +260,20 @@ class Checkpointer:
                 time.sleep(0.5)
 
     def restore_latest(self, state, data_iterator: grain.DatasetIterator, report=print):
-        """The newest readable checkpoint restored into `state`'s structure and shardings
-        (and the iterator moved to its position), or None when there is none.
+        """The newest readable, verified checkpoint restored into `state`'s structure and
+        shardings (and the iterator moved to its position), or None when there is none.
 
         The shardings come from `state`, so a run saved on 8 devices restores onto 1. The
-        checkpoints newer than the one restored could not be read: they are moved aside. When
-        none can be read, nothing is moved: that is a run whose structure changed (model,
-        optimizer, EMA, process count), not one whose every file broke, and it stops with
-        CheckpointError so the user decides.
+        checkpoints newer than the one restored could not be read, or failed their checksums:
+        they are moved aside. When none can be read and none is corrupt, nothing is moved:
+        that is a run whose structure changed (model, optimizer, EMA, process count), not one
+        whose every file broke, and it stops with CheckpointError so the user decides.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saveable(state))
         failures = []
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                restored = self.manager.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(abstract),
-                        data=grain.checkpoint.CheckpointRestore(data_iterator),
-                    ),
-                )
+                restored = self._restore_verified(step, abstract, data_iterator)
             except Exception as error:  # noqa: BLE001 - judged once every step was tried
                 failures.append((step, error))
                 continue
@@ -225,7 +283,15 @@ class Checkpointer:
                     f"Checkpoint at step {failed} is unreadable ({type(error).__name__}: "
                     f"{_first_line(error)}); moved it to {moved} and restored step {step}."
                 )
-            return state.replace(**restored.state)
+            return state.replace(**restored)
+        corrupt = [(step, e) for step, e in failures if isinstance(e, CorruptCheckpointError)]
+        if corrupt and len(corrupt) == len(failures):
+            moved = [str(self._set_aside(step)) for step, _ in corrupt]
+            raise CheckpointError(
+                f"every checkpoint in {self.directory} fails its checksums "
+                f"({_first_line(corrupt[0][1])}); moved them to {', '.join(moved)}. Run again "
+                "to train from the start."
+            )
         if failures:
             steps = ", ".join(str(step) for step, _ in failures)
             step, error = failures[0]
@@ -236,6 +302,21 @@ class Checkpointer:
                 "(or restore the old settings); nothing was moved or deleted."
             )
         return None
+
+    def _restore_verified(self, step: int, abstract, data_iterator) -> dict:
+        """The state of checkpoint `step` (the iterator moved to its position), checked
+        against its checksums where it has them."""
+        items = dict(
+            state=ocp.args.StandardRestore(abstract),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+        )
+        verified = (self.directory / str(step) / "checksums").exists()
+        if verified:
+            items["checksums"] = ocp.args.JsonRestore()
+        restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        if verified:
+            verify(step, restored.state, restored.checksums)
+        return restored.state
 
     def _set_aside(self, step: int) -> pathlib.Path:
         source = self.directory / str(step)
@@ -287,7 +368,7 @@ class WorkdirLock:
         self._file = None
 
     def __enter__(self) -> "WorkdirLock":
-        self._file = self.path.open("a+")
+        self._file = files.open_for_update(self.path)  # refused if it is a symbolic link
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -311,25 +392,52 @@ class WorkdirLock:
 
 
 def read_state(workdir: str | pathlib.Path, step: int | None = None) -> dict:
-    """A run's saved state as a plain tree of arrays on this process's first device.
+    """A run's saved state as a plain tree of arrays on this process's first device, checked
+    against its checksums.
 
-    For reading checkpoints outside training (reports, transfer learning, tests), whatever the
-    device count of the run that wrote them. `step` defaults to the newest checkpoint.
+    For reading checkpoints outside training (reports, export, transfer learning, tests),
+    whatever the device count of the run that wrote them. `step` defaults to the newest
+    checkpoint; a corrupt one raises CorruptCheckpointError naming the arrays and the others.
     """
     directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
     if step is None:
-        steps = [int(p.name) for p in directory.glob("*") if p.name.isdigit()]
         if not steps:
             raise MissingFileError(
                 f"no checkpoint in {directory}; train first with launch.py --workdir {workdir}."
             )
-        step = max(steps)
+        step = steps[-1]
     path = directory / str(step) / "state"
+    if not path.exists():
+        raise MissingFileError(
+            f"no checkpoint of step {step} in {directory}; it has steps "
+            f"{', '.join(map(str, steps)) or 'none'}."
+        )
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     # The item's own metadata: a Checkpointer's `metadata` would also look for the step's
     # metadata file inside the item folder, where the manager never writes it, and warn.
-    target = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-        ocp.StandardCheckpointHandler().metadata(path),
-    )
-    return ocp.StandardCheckpointer().restore(path, target)
+    try:
+        target = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+            ocp.StandardCheckpointHandler().metadata(path),
+        )
+        state = ocp.StandardCheckpointer().restore(path, target)
+    except Exception as error:  # noqa: BLE001 - orbax and tensorstore raise many types
+        raise CheckpointError(
+            f"checkpoint {step} in {directory} is unreadable ({type(error).__name__}: "
+            f"{_first_line(error)}); {_other_steps(steps, step)}"
+        ) from error
+    sums = directory / str(step) / "checksums" / "metadata"
+    if sums.exists():
+        try:
+            verify(step, state, json.loads(sums.read_text()))
+        except (CorruptCheckpointError, ValueError) as error:
+            raise CorruptCheckpointError(f"{error}; {_other_steps(steps, step)}") from None
+    return state
+
+
+def _other_steps(steps: list[int], bad: int) -> str:
+    others = [str(s) for s in reversed(steps) if s != bad]
+    if not others:
+        return "no other checkpoint is kept."
+    return f"the others kept are steps {', '.join(others)} (pass --step to use one)."

@@ -15,6 +15,16 @@ import tempfile
 from jaxconv.errors import StorageError, WorkdirError
 
 
+def _file_mode() -> int:
+    """What a newly created file gets under this process's umask (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def refuse_link(path: str | pathlib.Path) -> pathlib.Path:
     """`path`, after checking that it is not a symbolic link (WorkdirError if it is)."""
     path = pathlib.Path(path)
@@ -29,12 +39,18 @@ def refuse_link(path: str | pathlib.Path) -> pathlib.Path:
 def write_text(path: str | pathlib.Path, text: str) -> None:
     """Replaces the file at `path` with `text` atomically: readers see the old file or the
     new one, never a part (a temporary file in the same folder, synced, then renamed)."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str | pathlib.Path, data: bytes) -> None:
+    """`write_text` for bytes."""
     path = refuse_link(path)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(text)
+            os.fchmod(descriptor, FILE_MODE)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)

@@ -8,7 +8,6 @@ enough to commit beside the code that uses them); both read the same way.
 
 import json
 import pathlib
-import shutil
 from typing import NamedTuple
 
 import flax.serialization
@@ -18,6 +17,7 @@ import numpy as np
 
 from jaxconv.configs import base
 from jaxconv.errors import ConfigError, DataError, MissingFileError
+from jaxconv.workdir import files
 from jaxconv.workdir.checkpoint import read_state
 
 EXPORTED_VARIABLES = "variables.msgpack"
@@ -121,14 +121,18 @@ def export_run(
     float32 model; `load_run` gives them back as float32). Returns the variables' file."""
     workdir, out = pathlib.Path(workdir), pathlib.Path(out)
     load_config(workdir)  # a clear error if workdir is not a run
+    if out.resolve() == workdir.resolve() or workdir.resolve() in out.resolve().parents:
+        raise ConfigError(
+            f"--out {out} is the workdir {workdir} or inside it; export to a folder of its own."
+        )
     variables = jax.tree.map(np.asarray, evaluation_variables(read_state(workdir, step)))
     stored = jax.tree.map(
         lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x, variables
     )
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(workdir / "config.json", out / "config.json")
-    path = out / EXPORTED_VARIABLES
-    path.write_bytes(flax.serialization.msgpack_serialize(stored))
+    files.write_text(out / "config.json", (workdir / "config.json").read_text())
+    path = files.refuse_link(out / EXPORTED_VARIABLES)
+    files.write_bytes(path, flax.serialization.msgpack_serialize(stored))
     return path
 
 

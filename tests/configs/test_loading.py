@@ -90,3 +90,41 @@ def test_variant_string_reaches_get_config(tmp_path):
 def test_variant_on_a_config_without_variants_is_refused():
     with pytest.raises(loading.ConfigError, match="takes no"):
         loading.load(str(ROOT / "experiments" / "count_coins.py") + ":depth=3")
+
+
+@pytest.mark.parametrize(
+    "variant, residual",
+    [("depth=20,plain=false", True), ("plain=False", True), ("plain=TRUE", False), ("", True)],
+)
+def test_variants_are_typed_by_their_defaults(variant, residual):
+    config = loading.load(f"experiments/resnet_fashion.py:{variant}")
+    assert config.model.name.startswith("resnet" if residual else "plain")
+
+
+@pytest.mark.parametrize(
+    "variant, message",
+    [
+        ("plain=maybe", "variant plain=maybe: expected true or false"),
+        ("depth=2.5", "variant depth=2.5: expected a value of type int"),
+        ("epochs=ten", "variant epochs=ten: expected a value of type float"),
+        ("depth=True", "variant depth=True: expected a value of type int"),
+    ],
+)
+def test_a_variant_of_the_wrong_type_is_refused(variant, message):
+    with pytest.raises(loading.ConfigError, match=message):
+        loading.load(f"experiments/resnet_fashion.py:{variant}")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("raise RuntimeError('oops')", "fails as it is read: RuntimeError: oops"),
+        ("def get_config():\n    return None", "returned NoneType, not a ConfigDict"),
+        ("def get_config():\n    return {}['missing']", "get_config of .* fails: KeyError"),
+    ],
+)
+def test_a_config_file_that_fails_or_returns_no_config_is_named(tmp_path, body, message):
+    path = tmp_path / "broken.py"
+    path.write_text(body + "\n")
+    with pytest.raises(loading.ConfigError, match=message):
+        loading.load(str(path))

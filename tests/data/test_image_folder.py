@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from jaxconv import data
+from jaxconv.errors import DataError
 
 
 def _save(path, array, mode=None):
@@ -89,3 +90,18 @@ def test_a_mask_missing_for_an_image_is_named(tmp_path):
 def test_image_folder_needs_a_data_dir():
     with pytest.raises(ValueError, match="set it, e.g. --config.data.data_dir"):
         data.get_source("image_folder", "train")
+
+
+def test_a_folder_of_one_class_is_refused(tmp_path):
+    for index in range(3):
+        _save(tmp_path / "train" / "cat" / f"c{index}.png", _colour(10 + index))
+        _save(tmp_path / "test" / "cat" / f"t{index}.png", _colour(20 + index))
+    with pytest.raises(DataError, match="holds one class folder \\('cat'\\).*two or more"):
+        data.get_source("image_folder", "train", str(tmp_path))
+
+
+def test_a_corrupt_jpeg_is_named_by_its_path(classes):
+    broken = classes / "train" / "dog" / "d9.jpg"
+    broken.write_bytes(broken.read_bytes()[:40])
+    with pytest.raises(DataError, match=f"{broken} cannot be read as an image"):
+        data.get_source("image_folder", "train", str(classes))

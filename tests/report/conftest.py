@@ -86,3 +86,13 @@ def denoising_run(tmp_path_factory):
     config.data.num_train_examples = 8
     metrics = {"test_loss": 0.01, "test_psnr": 20.0, "test_ssim": 0.5}
     return save_run(tmp_path_factory.mktemp("report") / "dncnn", config, records(metrics))
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A digits MLP run saved by hand: a report draws it in seconds."""
+    workdir = tmp_path_factory.mktemp("digits") / "run"
+    config = base.get_config()
+    config.data.name = "digits"
+    config.model.name = "mlp"
+    return save_run(workdir, config, records({"test_accuracy": 0.5}))

@@ -105,3 +105,14 @@ def test_figure_heights_follow_their_rows(lenet_run):
     the flattened features are no picture); the five curve panels three rows of two."""
     heights = {p.stem: Image.open(p).size[1] for p in (lenet_run / "report").glob("*.png")}
     assert heights["kernels"] < heights["feature_maps"] < heights["training_curves"]
+
+
+def test_an_exported_model_is_reported_as_its_workdir(lenet_run, tmp_path):
+    from jaxconv import report
+    from jaxconv.workdir import restore
+
+    exported = tmp_path / "model"
+    restore.export_run(lenet_run, exported)
+    page = report.build(exported, max_examples=100).read_text()
+    assert {"config", "model", "confusion", "kernels"} <= set(section_ids(page))
+    assert "as exported" in page
