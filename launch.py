@@ -18,7 +18,7 @@ import sys
 
 from jaxconv.configs import checks, loading
 from jaxconv.cpu import platform
-from jaxconv.errors import ConfigError, JaxconvError, MissingFileError
+from jaxconv.errors import ConfigError, JaxconvError
 
 USAGE = (
     "python launch.py --config experiments/<name>.py[:variant] --workdir runs/<name> "
@@ -73,7 +73,7 @@ def compare_main(argv: list[str]) -> int:
     options = parser.parse_args(argv)
     missing = [path for path in options.workdirs if not os.path.isdir(path)]
     if missing:
-        raise MissingFileError(f"no such workdir: {', '.join(missing)}")
+        raise ConfigError(f"no such workdir: {', '.join(missing)}; pass runs' --workdir folders.")
     from jaxconv import report
 
     page = report.compare(options.workdirs, options.out)
@@ -103,7 +103,7 @@ def export_main(argv: list[str]) -> int:
 
 def _write_report(workdir: str, max_examples: int = 1000) -> int:
     if not os.path.isdir(workdir):
-        raise MissingFileError(f"workdir {workdir} does not exist; pass a run's --workdir.")
+        raise ConfigError(f"workdir {workdir} does not exist; pass a run's --workdir.")
     platform.configure_xla()
     from jaxconv import report
 

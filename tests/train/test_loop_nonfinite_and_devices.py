@@ -74,7 +74,8 @@ def test_nan_batch_stops_the_run_naming_the_step_and_keeps_good_checkpoints(tmp_
 
 def test_nan_batch_is_skipped_when_configured(tmp_path, monkeypatch, capsys):
     poison(monkeypatch, bad_call=7)
-    summary = loop.run(short_config(on_nonfinite="skip"), tmp_path)
+    config = short_config(on_nonfinite="skip", max_skipped_share="0.1")  # 1 of 12 is skipped
+    summary = loop.run(config, tmp_path)
     said = capsys.readouterr()
     assert (said.out + said.err).count("non-finite loss or gradient; the update was skipped") == 1
     assert "step 7: non-finite" in said.out + said.err

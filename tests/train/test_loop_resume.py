@@ -92,6 +92,7 @@ def test_a_finished_run_started_again_keeps_its_training_timings(tmp_path, digit
     assert json.loads((tmp_path / "summary.json").read_text())["train_time_s"] > 0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # on purpose
 @pytest.mark.parametrize("share, fails", [(0.05, True), (1.0, False)])
 def test_a_run_that_skipped_more_than_its_share_of_steps_ends_with_an_error(
     tmp_path, digits_config, share, fails

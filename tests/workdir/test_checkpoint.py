@@ -15,8 +15,8 @@ from jaxconv.workdir.checkpoint import CorruptCheckpointError, read_state
 
 def trained(tmp_path, digits_config, steps=4):
     """A digits run with checkpoints at steps 2 and 4."""
-    loop.run(digits_config(steps), tmp_path)
-    return tmp_path
+    loop.run(digits_config(steps), tmp_path / "run")
+    return tmp_path / "run"
 
 
 def saved_checksums(workdir, step):
@@ -27,10 +27,10 @@ def test_each_array_is_saved_with_its_sha256(tmp_path, digits_config):
     workdir = trained(tmp_path, digits_config)
     sums = saved_checksums(workdir, 4)
     state = read_state(workdir, 4)
-    kernel = np.asarray(state["params"]["hidden0"]["kernel"])
+    kernel = np.asarray(state["params"]["hidden1"]["kernel"])
     expected = hashlib.sha256(f"{kernel.dtype.str}{kernel.shape}".encode())
     expected.update(np.ascontiguousarray(kernel).tobytes())
-    assert sums["params/hidden0/kernel"] == expected.hexdigest()
+    assert sums["params/hidden1/kernel"] == expected.hexdigest()
     assert {"step", "rng", "params/head/bias"} <= set(sums)
 
 
@@ -42,17 +42,17 @@ def test_a_checkpoint_whose_values_changed_is_set_aside_and_the_previous_one_res
     # The bytes of one array changed on disk: its stored checksum no longer matches. (Written
     # into the checksum file, the change reads back exactly: orbax's format is not involved.)
     sums = saved_checksums(workdir, 4)
-    sums["params/hidden0/kernel"] = "0" * 64
+    sums["params/hidden1/kernel"] = "0" * 64
     (workdir / "checkpoints" / "4" / "checksums" / "metadata").write_text(json.dumps(sums))
 
     summary = loop.run(digits_config(4), workdir)
     assert summary["resumed_from_step"] == 2
     out = capsys.readouterr().out
     assert "Checkpoint at step 4 is unreadable" in out
-    assert "does not match its checksums: params/hidden0/kernel" in out
+    assert "does not match its checksums: params/hidden1/kernel" in out
     assert (workdir / "checkpoints" / "unreadable_4").is_dir()  # kept for inspection
     assert (workdir / "checkpoints" / "4").is_dir()  # trained again from step 2
-    assert not np.array_equal(read_state(workdir, 4)["params"]["hidden0"]["kernel"], 0)
+    assert not np.array_equal(read_state(workdir, 4)["params"]["hidden1"]["kernel"], 0)
     assert int(before["step"]) == 2
 
 
