@@ -26,6 +26,7 @@ import scipy.optimize
 
 from jaxconv import ops
 from jaxconv.errors import DataError, MissingFileError
+from jaxconv.workdir import files
 
 # The hand-checked (row, col, radius) of the 24 coins of `skimage.data.coins()`.
 PACKAGED_REFERENCE = pathlib.Path(__file__).with_name("coins_centres.json")
@@ -180,7 +181,7 @@ def run(config, workdir: str | pathlib.Path) -> dict:
         reference,
         matched,
     )
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files.write_json(workdir / "summary.json", summary)
     return summary
 
 
@@ -212,5 +213,5 @@ def _save_figure(path, image, feature_map, detections, reference, matched):
     for axis in axes:
         axis.set_axis_off()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(files.refuse_link(path), dpi=100)
     plt.close(figure)

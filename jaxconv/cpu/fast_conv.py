@@ -1,48 +1,14 @@
 """The trainable 2-D convolution, with forward and backward formulations chosen per shape.
 
 `PlannedConvolution` takes the arguments of `jax.lax.conv_general_dilated` and is what a model's
-`convolution` field holds when the training loop has planned it (jaxconv.cpu.planning measures
-the plans on the CPU; on GPU and TPU XLA's convolution, cuDNN's there, is already fast). A
+`convolution` field holds once the training loop has planned it on the CPU
+(jaxconv.cpu.planning; on GPU and TPU XLA's convolution, cuDNN's there, is already fast). A
 planned 2-D NHWC x HWIO convolution carries a `jax.custom_vjp` whose forward pass, input
-gradient and kernel gradient are each computed by the formulation its `Plan` names:
-
-- 'xla': XLA's own convolution (and its transposes for the gradients).
-- 'im2col': the KH * KW shifted windows of the padded input are concatenated along channels
-  (N, Ho, Wo, KH * KW * C) and meet the kernel, reshaped to (KH * KW * C, O), in one matrix
-  product. The kernel gradient is the product of the same patches with the output gradient.
-- 'taps': one matrix product per kernel tap over the shifted input, summed (forward) or stacked
-  (kernel gradient).
-- 'col2im' (input gradient): one matrix product of the output gradient with all taps of the
-  kernel, (N, Ho, Wo, O) x (O, KH * KW * C), then each tap's slab is added into the padded input
-  at its offset (strides become interior padding), and the padding is cut off.
-- 'swapped' (kernel gradient): XLA's forward convolution with the roles exchanged: the
-  input's channels as the batch and its images as the features, the output gradient as an
-  Ho x Wo kernel, dilated by the stride and sliding with the layer's dilation as its stride.
-- 'winograd' and 'winograd4' (3x3, stride 1, no dilation): Winograd's minimal filtering
-  F(2x2, 3x3) and F(4x4, 3x3) (Lavin and Gray, 2016). Each m x m block of outputs comes from an
-  (m + 2) x (m + 2) input tile: the tiles and the kernel are transformed (B^T d B, G g G^T),
-  multiplied as (m + 2)**2 matrix products (tiles x C) x (C x O), one per transformed position,
-  and transformed back (A^T m A): 16 multiplications for 4 outputs (2.25x fewer than the direct
-  form) or 36 for 16 (4x fewer). The kernel's and the output's transforms are one matrix
-  product each, with the Kronecker squares of G and of A^T. The input gradient is the same
-  algorithm on the transposed convolution; the kernel gradient is the transpose of the
-  forward map in the kernel. The transforms are memory-bound passes over tiles larger than
-  the input, so these win only where channels are many and images small (the deep layers of
-  ResNet and U-Net).
-- 'onednn': oneDNN's convolution, the library PyTorch's CPU convolutions run on. The forward
-  pass and the stride-1 input gradient through the custom call jaxlib carries for it
-  (jaxconv.cpu.onednn, offered where `onednn.available()`); the kernel gradient, and the input
-  gradient at other strides, by oneDNN's backward primitives from its library itself
-  (jaxconv.cpu.dnnl, offered where `dnnl.available()`). float32 only, non-negative padding.
-- 'onednn_library' (input gradient, stride 1): oneDNN's backward-data primitive from its library
-  (a host call), where 'onednn' computes the stride-1 input gradient as jaxlib's forward call
-  on the transposed convolution: on LeNet-5's 6 -> 16 layer one is faster, or the other, by
-  up to 2x from one measurement to the next, so both are offered.
-- 'onednn_winograd' (3x3, stride 1, no dilation): oneDNN's Winograd F(4x4, 3x3), each product
-  by its library's primitive (jaxconv.cpu.dnnl), which transforms, multiplies and transforms
-  back block by block in the cache: it wins where jaxconv's own Winograd, a pass over memory
-  for each step, loses (64-128 channels at 32x32 and 64x64, where it beats the direct kernels).
-  Offered where oneDNN takes the shape (`dnnl.winograd_applies`); float32 only.
+gradient and kernel gradient are each computed by the formulation its `Plan` names
+(`FORMULATIONS`): XLA's own; im2col, per-tap products, col2im and the swapped-role kernel
+gradient (matrix products over shifted windows); Winograd's F(2x2, 3x3) and F(4x4, 3x3)
+(Lavin and Gray, 2016); and oneDNN's primitives, through jaxlib's custom call
+(jaxconv.cpu.onednn) or its own library (jaxconv.cpu.dnnl). docs/cpu_speed.md describes each.
 
 All formulations compute the same sums as `lax.conv_general_dilated` in a different order, so
 results agree to float rounding (tests/cpu/test_fast_conv.py checks them against `jax.grad` of
@@ -740,12 +706,10 @@ class PlannedConvolution:
         return cls(tuple(plans.items()), partitioned)
 
     def __call__(self, lhs, rhs, window_strides, padding, **options):
-        options = {**_CONV_DEFAULTS, **options}
-        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
-        if geometry is not None:
-            plan = dict(self.plans).get((geometry, jnp.dtype(lhs.dtype).name), XLA_PLAN)
-            if plan != XLA_PLAN:
-                return planned_conv(lhs, rhs, geometry, plan)
+        key = planable(lhs, rhs, window_strides, padding, options)
+        plan = dict(self.plans).get(key, XLA_PLAN) if key is not None else XLA_PLAN
+        if plan != XLA_PLAN:
+            return planned_conv(lhs, rhs, key[0], plan)
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
@@ -757,10 +721,9 @@ class ConvolutionRecorder:
     found: set = dataclasses.field(default_factory=set)
 
     def __call__(self, lhs, rhs, window_strides, padding, **options):
-        options = {**_CONV_DEFAULTS, **options}
-        geometry = geometry_of(lhs, rhs, window_strides, padding, options)
-        if geometry is not None:
-            self.found.add((geometry, jnp.dtype(lhs.dtype).name))
+        key = planable(lhs, rhs, window_strides, padding, options)
+        if key is not None:
+            self.found.add(key)
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
@@ -774,6 +737,13 @@ _CONV_DEFAULTS = dict(
     precision=None,
     preferred_element_type=None,
 )
+
+
+def planable(lhs, rhs, window_strides, padding, options: dict) -> tuple[Geometry, str] | None:
+    """(geometry, dtype name) of a convolution the formulations cover, else None; `options`
+    are the keyword arguments of `lax.conv_general_dilated` the caller gave."""
+    geometry = geometry_of(lhs, rhs, window_strides, padding, {**_CONV_DEFAULTS, **options})
+    return None if geometry is None else (geometry, jnp.dtype(lhs.dtype).name)
 
 
 def geometry_of(lhs, rhs, window_strides, padding, options: dict) -> Geometry | None:

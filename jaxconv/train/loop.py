@@ -182,7 +182,9 @@ class _Run:
         self.parallel = parallel.make_strategy(config)
         devices = self.parallel.device_count
         parallel.check_batch_size(config.batch_size, devices)
-        parallel.check_batch_size(config.eval_batch_size, devices, name="eval_batch_size")
+        # Evaluation pads its last batch and masks the padding, so its batch may grow to the
+        # next multiple of the device count: every example is still counted once.
+        self.eval_batch_size = -(-config.eval_batch_size // devices) * devices
         if config.batch_size % (devices * config.num_microbatches):
             raise ConfigError(
                 f"batch_size={config.batch_size} does not split into "
@@ -508,7 +510,7 @@ class _Run:
         total = None
         batches = pipeline.eval_batches(
             self.eval_source,
-            batch_size=self.config.eval_batch_size,
+            batch_size=self.eval_batch_size,
             mean=self.config.data.mean,
             std=self.config.data.std,
             sharding=self.sharding,

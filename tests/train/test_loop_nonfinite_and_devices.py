@@ -283,3 +283,25 @@ def test_a_run_saved_on_8_devices_resumes_on_1(tmp_path):
         restore_params(moved, 16), restore_params(tmp_path / "one", 16), strict=True
     ):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_an_evaluation_batch_that_does_not_divide_across_8_devices_counts_every_example(tmp_path):
+    """lenet5_mnist's eval_batch_size of 500 on the 8 test devices: the batch grows to 504,
+    the last one is padded and masked, and the accuracy is the whole split's."""
+    import jax.numpy as jnp
+
+    from jaxconv import data
+    from jaxconv.data import pipeline
+    from jaxconv.workdir import restore
+
+    config = short_config(eval_batch_size="500", num_train_steps="2")
+    assert config.eval_batch_size % 8
+    summary = loop.run(config, tmp_path)
+    source = data.get_source("mnist_5k", "test")
+    run = restore.load_run(tmp_path, num_outputs=10)
+    batch = pipeline.normalise_images(
+        pipeline.read(source, np.arange(len(source))), config.data.mean, config.data.std
+    )
+    logits = run.model.apply(run.variables, jnp.asarray(batch["image"]), train=False)
+    expected = float(np.mean(np.argmax(logits, -1) == batch["label"]))
+    assert summary["test_accuracy"] == pytest.approx(expected, abs=1e-6)
