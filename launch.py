@@ -8,7 +8,8 @@ DIR/report/index.html (`--config.report=False` skips it).
 
     python launch.py report --workdir DIR          # (re)draws a run's report
     python launch.py compare DIR DIR ... [--out OUT]  # one plot and table over several runs
-    python launch.py export --workdir DIR --out OUT  # config + trained variables, to commit
+    python launch.py export --workdir DIR --out OUT [--format stablehlo]  # to commit or ship
+    python launch.py predict --workdir DIR --out OUT PATH ...  # the model on your own images
 """
 
 import argparse
@@ -84,8 +85,13 @@ def compare_main(argv: list[str]) -> int:
 def export_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="launch.py export",
-        description="Writes a run's config and trained variables (no optimizer state) to a "
-        "folder that restore.load_run reads as it reads the workdir.",
+        description="Writes a run's trained model to a folder: 'jaxconv' (config and "
+        "variables, read as the workdir is) or 'stablehlo' (a program with its weights that "
+        "jax and numpy alone run; see its load.py).",
+    )
+    parser.add_argument("--format", default="jaxconv", choices=("jaxconv", "stablehlo"))
+    parser.add_argument(
+        "--platforms", default="", help="stablehlo: e.g. cpu,cuda (default: this machine's)"
     )
     parser.add_argument("--workdir", required=True, help="the run's --workdir")
     parser.add_argument("--out", required=True, help="the folder to write")
@@ -94,10 +100,56 @@ def export_main(argv: list[str]) -> int:
         "--dtype", default="float16", choices=("float16", "float32"), help="how floats are stored"
     )
     options = parser.parse_args(argv)
-    from jaxconv.workdir import restore
+    from jaxconv.workdir import export
 
-    path = restore.export_run(options.workdir, options.out, options.step, options.dtype)
+    if options.format == "stablehlo":
+        platforms = tuple(filter(None, options.platforms.split(","))) or None
+        path = export.export_stablehlo(options.workdir, options.out, options.step, platforms)
+    else:
+        path = export.export_run(options.workdir, options.out, options.step, options.dtype)
     print(f"Exported: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch.py predict",
+        description="Runs a trained model (a workdir or an exported folder) on image files, "
+        "folders or glob patterns, and writes its predictions to --out.",
+    )
+    parser.add_argument("paths", nargs="+", help="image files, folders, or quoted globs")
+    parser.add_argument("--workdir", required=True, help="the run's --workdir or an export")
+    parser.add_argument("--out", required=True, help="where the predictions go")
+    parser.add_argument("--tta", action="store_true", help="average with the mirror image")
+    parser.add_argument(
+        "--crops", action="store_true", help="classification: average five 7/8 crops too"
+    )
+    parser.add_argument("--top_k", type=int, default=5, help="classification: classes listed")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument(
+        "--reference", default=None, help="denoising: clean images (a file, or a folder)"
+    )
+    options = parser.parse_args(argv)
+    if options.top_k < 1 or options.batch_size < 1:
+        raise ConfigError("--top_k and --batch_size take 1 or more.")
+    if not os.path.isdir(options.workdir):
+        raise ConfigError(f"workdir {options.workdir} does not exist; pass a run's --workdir.")
+    platform.configure_xla()
+    from jaxconv import predict
+
+    summary = predict.predict(
+        options.workdir,
+        options.paths,
+        options.out,
+        tta=options.tta,
+        crops=options.crops,
+        top_k=options.top_k,
+        batch_size=options.batch_size,
+        reference=options.reference,
+    )
+    print(f"Predicted {summary.predicted} images: {', '.join(map(str, summary.written[:4]))}")
+    for path, why in summary.skipped:
+        print(f"launch.py predict: skipped {path}: {why}", file=sys.stderr)
     return 0
 
 
@@ -133,7 +185,12 @@ def one_line_errors(command: str):
 
 
 def main(argv: list[str]) -> int:
-    commands = {"report": report_main, "compare": compare_main, "export": export_main}
+    commands = {
+        "report": report_main,
+        "compare": compare_main,
+        "export": export_main,
+        "predict": predict_main,
+    }
     if argv and argv[0] in commands:
         return one_line_errors(f"launch.py {argv[0]}")(commands[argv[0]])(argv[1:])
     return one_line_errors("launch.py")(train_main)(argv)

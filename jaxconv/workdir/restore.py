@@ -2,8 +2,9 @@
 
 The one reader of finished runs, for the report, transfer learning, export and benchmarks. A
 path is either a training workdir (`config.json`, `checkpoints/<step>/`) or a folder that
-`export_run` wrote (`config.json`, `variables.msgpack`: the evaluation variables alone, small
-enough to commit beside the code that uses them); both read the same way.
+`jaxconv.workdir.export` wrote (`config.json`, `model.json`, `variables.msgpack`: the
+evaluation variables alone, small enough to commit beside the code that uses them); both read
+the same way.
 """
 
 import json
@@ -17,10 +18,10 @@ import numpy as np
 
 from jaxconv.configs import base
 from jaxconv.errors import ConfigError, DataError, MissingFileError
-from jaxconv.workdir import files
 from jaxconv.workdir.checkpoint import read_state
 
 EXPORTED_VARIABLES = "variables.msgpack"
+MODEL_CARD = "model.json"
 
 
 class Run(NamedTuple):
@@ -94,46 +95,45 @@ def load_run(
     path: str | pathlib.Path, num_outputs: int | None = None, step: int | None = None
 ) -> Run:
     """The run at `path` with its model rebuilt as training built it. `num_outputs` sizes the
-    model's output (classes, or image channels for denoising); by default the run's task and
-    dataset say (which reads the dataset's metadata)."""
+    model's output (classes, or image channels for denoising); by default the model card says
+    (`model_card`)."""
     from jaxconv.models.from_config import build_model
 
     config = load_config(path)
     if num_outputs is None:
-        from jaxconv import data, tasks
-
-        source = data.get_source(
-            config.data.name, config.data.eval_split, config.data.data_dir, config.data
-        )
-        num_outputs = tasks.get(config.task, config).output_size(source)
+        num_outputs = model_card(path)["num_outputs"]
     variables, step = read_variables(path, step)
     return Run(config, build_model(config, num_outputs), variables, step)
 
 
-def export_run(
-    workdir: str | pathlib.Path,
-    out: str | pathlib.Path,
-    step: int | None = None,
-    dtype=np.float16,
-) -> pathlib.Path:
-    """Writes the run's `config.json` and its evaluation variables (newest checkpoint, or
-    `step`) to the folder `out`, floating-point values stored as `dtype` (float16 halves a
-    float32 model; `load_run` gives them back as float32). Returns the variables' file."""
-    workdir, out = pathlib.Path(workdir), pathlib.Path(out)
-    load_config(workdir)  # a clear error if workdir is not a run
-    if out.resolve() == workdir.resolve() or workdir.resolve() in out.resolve().parents:
-        raise ConfigError(
-            f"--out {out} is the workdir {workdir} or inside it; export to a folder of its own."
-        )
-    variables = jax.tree.map(np.asarray, evaluation_variables(read_state(workdir, step)))
-    stored = jax.tree.map(
-        lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x, variables
+def model_card(path: str | pathlib.Path) -> dict:
+    """What using the run's model needs besides its variables: the task, the input shape
+    (H, W, C) it was trained on, its number of outputs, the class names and the input's
+    normalisation. An export holds it as `model.json`; for a workdir it comes from the
+    dataset's metadata."""
+    card_file = pathlib.Path(path) / MODEL_CARD
+    if card_file.exists():
+        try:
+            return json.loads(card_file.read_text())
+        except ValueError as error:
+            raise DataError(f"{card_file} is damaged ({error}); export the run again.") from None
+    from jaxconv import data, tasks
+
+    config = load_config(path)
+    source = data.get_source(
+        config.data.name, config.data.eval_split, config.data.data_dir, config.data
     )
-    out.mkdir(parents=True, exist_ok=True)
-    files.write_text(out / "config.json", (workdir / "config.json").read_text())
-    path = files.refuse_link(out / EXPORTED_VARIABLES)
-    files.write_bytes(path, flax.serialization.msgpack_serialize(stored))
-    return path
+    num_classes = source.num_classes or 0  # None: a denoising set has no classes
+    return {
+        "task": config.task,
+        "image_shape": list(source.image_shape),
+        "num_outputs": tasks.get(config.task, config).output_size(source),
+        "class_names": [str(name) for name in getattr(source, "class_names", ()) or ()]
+        or [str(k) for k in range(num_classes)],
+        "mean": config.data.mean,
+        "std": config.data.std,
+        "predicts_noise": bool(config.denoising.predicts_noise),
+    }
 
 
 def read_exported(path: str | pathlib.Path) -> dict:

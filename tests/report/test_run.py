@@ -109,10 +109,10 @@ def test_figure_heights_follow_their_rows(lenet_run):
 
 def test_an_exported_model_is_reported_as_its_workdir(lenet_run, tmp_path):
     from jaxconv import report
-    from jaxconv.workdir import restore
+    from jaxconv.workdir import export
 
     exported = tmp_path / "model"
-    restore.export_run(lenet_run, exported)
+    export.export_run(lenet_run, exported)
     page = report.build(exported, max_examples=100).read_text()
     assert {"config", "model", "confusion", "kernels"} <= set(section_ids(page))
     assert "as exported" in page

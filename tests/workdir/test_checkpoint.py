@@ -9,7 +9,7 @@ import pytest
 
 from jaxconv.errors import CheckpointError
 from jaxconv.train import loop
-from jaxconv.workdir import checkpoint, restore
+from jaxconv.workdir import checkpoint, export
 from jaxconv.workdir.checkpoint import CorruptCheckpointError, read_state
 
 
@@ -84,7 +84,7 @@ def test_reading_a_corrupt_checkpoint_for_export_names_the_array_and_the_others(
     with pytest.raises(CorruptCheckpointError, match="params/head/kernel.*steps 2"):
         read_state(workdir)
     with pytest.raises(CorruptCheckpointError):
-        restore.export_run(workdir, tmp_path / "model")
+        export.export_run(workdir, tmp_path / "model")
     assert not (tmp_path / "model").exists()
     assert int(read_state(workdir, 2)["step"]) == 2  # the older one still reads
 

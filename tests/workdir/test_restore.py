@@ -7,7 +7,7 @@ import pytest
 
 from jaxconv import transfer
 from jaxconv.train import loop
-from jaxconv.workdir import restore
+from jaxconv.workdir import export, restore
 from jaxconv.workdir.checkpoint import read_state
 
 
@@ -23,7 +23,7 @@ def leaves(tree):
 
 @pytest.mark.parametrize("dtype, rtol", [("float16", 1e-3), ("float32", 0)])
 def test_export_keeps_the_evaluation_variables(trained, tmp_path, dtype, rtol):
-    path = restore.export_run(trained, tmp_path / "model", dtype=dtype)
+    path = export.export_run(trained, tmp_path / "model", dtype=dtype)
     saved = read_state(trained)
     _, model, exported, _ = restore.load_run(tmp_path / "model", num_outputs=10)
     assert set(exported) == {"params"}  # no optimizer state travels
@@ -45,7 +45,7 @@ def test_export_keeps_the_evaluation_variables(trained, tmp_path, dtype, rtol):
 def test_an_export_is_a_transfer_source(trained, tmp_path):
     """'checkpoint:<folder>' reads an exported model as it reads the run's newest checkpoint
     (to within the float16 rounding), so a committed model can start another run."""
-    restore.export_run(trained, tmp_path / "model")
+    export.export_run(trained, tmp_path / "model")
     from_export = transfer.load(f"checkpoint:{tmp_path / 'model'}", "lenet5")
     from_run = transfer.load(f"checkpoint:{trained}", "lenet5")
     assert jax.tree.structure(from_export) == jax.tree.structure(from_run)
@@ -55,7 +55,7 @@ def test_an_export_is_a_transfer_source(trained, tmp_path):
 
 
 def test_a_damaged_export_is_reported(trained, tmp_path):
-    path = restore.export_run(trained, tmp_path / "model")
+    path = export.export_run(trained, tmp_path / "model")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match="not an exported jaxconv model"):
         restore.load_run(tmp_path / "model", num_outputs=10)
@@ -63,7 +63,7 @@ def test_a_damaged_export_is_reported(trained, tmp_path):
 
 def test_export_of_a_folder_that_is_no_run_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="jaxconv run's workdir"):
-        restore.export_run(tmp_path, tmp_path / "model")
+        export.export_run(tmp_path, tmp_path / "model")
 
 
 def test_reading_a_checkpoint_logs_no_warning(trained, caplog):
