@@ -246,6 +246,7 @@ RESUMABLE_KEYS = (
     "max_skipped_share",
     "num_prediction_images",
     "report",
+    "profile_steps",
     "fast_conv",
     "resume_changes",
     "data.data_dir",
@@ -311,6 +312,9 @@ def get_config() -> ml_collections.ConfigDict:
     # TensorBoard shows the predictions on this many evaluation examples at each evaluation
     config.num_prediction_images = 8
     config.report = True  # launch.py writes workdir/report/index.html when a run ends
+    # 'START:END' writes a jax.profiler trace of steps START+1 to END into workdir/profile
+    # (TensorBoard's profile plugin and Perfetto open it); '' writes none.
+    config.profile_steps = ""
 
     config.model = _model()
     config.data = _data()

@@ -68,9 +68,25 @@ def problems(config) -> list[str]:
     return found
 
 
+def profile_window(text: str) -> tuple[int, int] | None:
+    """'START:END' as (START, END), or None for ''; ConfigError for anything else."""
+    if not text:
+        return None
+    start, separator, end = text.partition(":")
+    if not (separator and start.isdigit() and end.isdigit() and int(start) < int(end)):
+        raise ConfigError(
+            f"profile_steps={text!r}: write START:END with 0 <= START < END (e.g. '10:20')."
+        )
+    return int(start), int(end)
+
+
 def check(config) -> None:
     """Stops with one ConfigError listing every key out of its range or choices."""
     found = problems(config)
+    try:
+        profile_window(config.profile_steps)
+    except ConfigError as error:
+        found.append(str(error))
     if found:
         raise ConfigError(
             "config values out of range: "

@@ -15,6 +15,9 @@ from jaxconv import pictures
 from jaxconv.report import figures
 
 SCHEDULE_KEYS = ("step", "learning_rate", "images_per_second", "epoch")
+# Seconds per step waiting for the input pipeline, and in the step itself: one panel.
+TIMING_KEYS = ("input_seconds", "step_seconds")
+TIMING_HIDDEN = ("input_wait_share",)
 NORM_KEYS = ("train_grad_norm", "train_param_norm", "train_update_norm")
 HIDDEN_KEYS = ("train_nonfinite",)
 # Per-class scores (segmentation's iou_<class>) would be a panel each: their mean is drawn, and
@@ -59,7 +62,7 @@ def metric_title(metric: str) -> str:
 
 def metric_keys(records: list[dict]) -> list[str]:
     """Every train or evaluation metric key in the records, in the order first seen."""
-    skipped = set(SCHEDULE_KEYS + NORM_KEYS + HIDDEN_KEYS)
+    skipped = set(SCHEDULE_KEYS + NORM_KEYS + HIDDEN_KEYS + TIMING_KEYS + TIMING_HIDDEN)
     keys = {}
     for record in records:
         for key in record:
@@ -95,12 +98,17 @@ def run_panels(records: list[dict]) -> list[Panel]:
     for key, title in (("learning_rate", "learning rate"), ("images_per_second", "images / s")):
         if series(records, key)[0].size:
             panels.append(Panel(title, (key,)))
+    timings = tuple(key for key in TIMING_KEYS if series(records, key)[0].size)
+    if timings:
+        panels.append(Panel("seconds per step: waiting for input, in the step", timings))
     return panels
 
 
 def line_label(key: str) -> str:
     if key in NORM_KEYS:
         return key.removeprefix("train_").removesuffix("_norm")
+    if key in TIMING_KEYS:
+        return key.removesuffix("_seconds")
     return split_key(key)[0] if "_" in key and key not in SCHEDULE_KEYS else ""
 
 

@@ -82,6 +82,36 @@ class Schedule:
         return step % every == 0 or step == self.total_steps
 
 
+# A logging window that spent more than this share of its time waiting for the input
+# pipeline is input-bound: the run says so (once).
+INPUT_BOUND_SHARE = 0.25
+
+
+class _Profile:
+    """A jax.profiler trace of the steps `profile_steps` names ('START:END': steps START+1 to
+    END), written by process 0 into `folder`."""
+
+    def __init__(self, steps: str, folder: pathlib.Path):
+        self.window = checks.profile_window(steps) if jax.process_index() == 0 else None
+        self.folder, self.tracing = folder, False
+
+    def starting(self, step: int) -> None:
+        if self.window and step == self.window[0] + 1:
+            jax.profiler.start_trace(str(self.folder))
+            self.tracing = True
+
+    def ended(self, step: int, state) -> None:
+        if self.tracing and step == self.window[1]:
+            jax.block_until_ready(state)
+            self.stop()
+            say(f"Profile of steps {self.window[0] + 1}-{step} written to {self.folder}.")
+
+    def stop(self) -> None:
+        if self.tracing:
+            jax.profiler.stop_trace()
+            self.tracing = False
+
+
 class _SignalFlag:
     """Turns SIGTERM and SIGINT into a flag the loop checks after each step; a second Ctrl-C
     interrupts at once."""
@@ -273,6 +303,7 @@ class _Run:
             step_lib.train_step, model=transfer.freeze_model(planned, trainable), **bound
         )
         self.train_seconds, self.train_images, self.skipped = 0.0, 0, 0
+        self.train_input_seconds = 0.0
         self.eval_scalars: dict[str, float] = {}
         self.prediction_images = None
         # Every process draws them (the model's parameters may span all hosts, so applying it
@@ -424,36 +455,52 @@ class _Run:
         )
         self.accumulated, self.interval_start = None, time.perf_counter()
         self.interval_steps, self.first_interval, self.first_counted = 0, True, False
+        self.interval_input, self.input_bound_said = 0.0, False
         previous_nonfinite, self.checked_finite_step = None, start_step
-        for step in range(start_step + 1, schedule.total_steps + 1):
-            batch = self.parallel.put_batch(next(self.train_iterator))
-            self.state, metrics = self.train_step(self.state, batch)
-            # Read the previous step's flag: it is done by now, so this costs no stall.
-            if previous_nonfinite is not None:
-                self._check_finite(step - 1, previous_nonfinite)
-            previous_nonfinite = metrics["nonfinite"][0]
-            self.accumulated = step_lib.add_metrics(self.accumulated, metrics)
-            self.interval_steps += 1
-            progress.update(1)
-            if schedule.due(step, schedule.log_every):
-                self._check_finite(step, previous_nonfinite)
-                progress.set_postfix(self._log(step))
-            evaluated = schedule.due(step, schedule.eval_every)
-            if evaluated:
-                self._timed_out(self._evaluate_and_log, step)
-            # Read once: a signal arriving after the save below must wait for the next step.
-            received = self.signals.received
-            if schedule.due(step, schedule.checkpoint_every) or received:
-                self._check_finite(step, previous_nonfinite)
-                saved = self.parallel.to_saved(self.state)
-                saved_metrics = self.eval_scalars if evaluated else None
-                self.checkpointer.save(saved, self.train_iterator, saved_metrics)
-            if received:
-                self.checkpointer.finish(saved, self.train_iterator, saved_metrics)
-                progress.close()
-                raise Interrupted(received, step)
+        profile = _Profile(self.config.profile_steps, self.workdir / "profile")
+        try:
+            for step in range(start_step + 1, schedule.total_steps + 1):
+                previous_nonfinite = self._train_step(step, previous_nonfinite, progress, profile)
+        finally:
+            profile.stop()
         progress.close()
         self.writer.flush()
+
+    def _train_step(self, step: int, previous_nonfinite, progress, profile):
+        """One step, and what falls due after it (logs, evaluation, checkpoint, signals);
+        returns the step's non-finite flag, read at the next step."""
+        schedule = self.schedule
+        profile.starting(step)
+        waited = time.perf_counter()
+        batch = self.parallel.put_batch(next(self.train_iterator))
+        self.interval_input += time.perf_counter() - waited
+        self.state, metrics = self.train_step(self.state, batch)
+        profile.ended(step, self.state)
+        # Read the previous step's flag: it is done by now, so this costs no stall.
+        if previous_nonfinite is not None:
+            self._check_finite(step - 1, previous_nonfinite)
+        previous_nonfinite = metrics["nonfinite"][0]
+        self.accumulated = step_lib.add_metrics(self.accumulated, metrics)
+        self.interval_steps += 1
+        progress.update(1)
+        if schedule.due(step, schedule.log_every):
+            self._check_finite(step, previous_nonfinite)
+            progress.set_postfix(self._log(step))
+        evaluated = schedule.due(step, schedule.eval_every)
+        if evaluated:
+            self._timed_out(self._evaluate_and_log, step)
+        # Read once: a signal arriving after the save below must wait for the next step.
+        received = self.signals.received
+        if schedule.due(step, schedule.checkpoint_every) or received:
+            self._check_finite(step, previous_nonfinite)
+            saved = self.parallel.to_saved(self.state)
+            saved_metrics = self.eval_scalars if evaluated else None
+            self.checkpointer.save(saved, self.train_iterator, saved_metrics)
+        if received:
+            self.checkpointer.finish(saved, self.train_iterator, saved_metrics)
+            progress.close()
+            raise Interrupted(received, step)
+        return previous_nonfinite
 
     def _check_finite(self, step: int, nonfinite) -> None:
         """Stops at a step whose loss or gradient was not finite, or (on_nonfinite='skip')
@@ -477,21 +524,34 @@ class _Run:
         }
         seconds = time.perf_counter() - self.interval_start
         images = self.interval_steps * self.config.batch_size
+        waited = min(self.interval_input, seconds)
         # The first interval includes compilation: it counts only when there is no other.
         if not self.first_interval or not self.train_seconds:
             if not self.first_interval and self.first_counted:
-                self.train_seconds, self.train_images = 0.0, 0
+                self.train_seconds, self.train_images, self.train_input_seconds = 0.0, 0, 0.0
             self.first_counted = self.first_interval
             self.train_seconds += seconds
             self.train_images += images
+            self.train_input_seconds += waited
         scalars |= {
             "learning_rate": float(self.learning_rate(step - 1)),
             "images_per_second": images / seconds,
             "epoch": step / self.schedule.steps_per_epoch,
+            "input_seconds": waited / self.interval_steps,
+            "step_seconds": (seconds - waited) / self.interval_steps,
+            "input_wait_share": waited / seconds,
         }
+        if not self.first_interval and waited / seconds > INPUT_BOUND_SHARE:
+            if not self.input_bound_said:
+                say(
+                    f"step {step}: input-bound: {waited / seconds:.0%} of the last "
+                    f"{self.interval_steps} steps' time went waiting for data; raise "
+                    "data.num_threads or data.prefetch, or lighten data.augment."
+                )
+            self.input_bound_said = True
         self.writer.write_scalars(step, scalars)
         self.accumulated, self.interval_steps, self.first_interval = None, 0, False
-        self.interval_start = time.perf_counter()
+        self.interval_input, self.interval_start = 0.0, time.perf_counter()
         return {
             "loss": f"{scalars['train_loss']:.4f}",
             **({"acc": f"{scalars['train_accuracy']:.3f}"} if "train_accuracy" in scalars else {}),
@@ -543,6 +603,7 @@ class _Run:
             "wall_time_s": round(time.perf_counter() - self.started, 2),
             "train_time_s": round(self.train_seconds, 2),
             "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 1),
+            "input_wait_share": round(self.train_input_seconds / max(self.train_seconds, 1e-9), 3),
             "model": self.config.model.name,
             "dataset": self.config.data.name,
             "devices": f"{self.parallel.device_count} x {jax.devices()[0].device_kind}",
@@ -564,6 +625,7 @@ TIMINGS = (
     "wall_time_s",
     "train_time_s",
     "train_images_per_s",
+    "input_wait_share",
     "devices",
     "parallel",
     "cpu",
