@@ -17,11 +17,13 @@ LAYERS = (
     "cpu",
     "layers",
     "models",
+    "explain",
     "tasks",
     "data",
     "workdir",
     "detection",
     "transfer",
+    "predict",
     "report",
     "train",
 )

@@ -166,6 +166,21 @@ def mistakes(shown_images, true, predicted, confidence, class_names=(), columns:
     return figure
 
 
+@styled
+def grad_cams(shown_images, maps, titles, num_right: int) -> Figure:
+    """Each image under its Grad-CAM map (jet, half transparent), the right ones first."""
+    columns = max(1, len(shown_images))
+    figure = new_figure(height=1.5)
+    axes = panel_grid(figure, 1, columns)
+    for index, axis in enumerate(axes.flat):
+        bare(axis)
+        show(axis, shown_images[index])
+        axis.imshow(maps[index], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+        colour = pictures.CORRECT if index < num_right else pictures.WRONG
+        axis.set_title(titles[index], fontsize=7.5, color=colour)
+    return figure
+
+
 def kernel_images(kernel: np.ndarray) -> tuple[np.ndarray, bool]:
     """HWIO kernel -> (filters, kh, kw, 3 or 1) and whether the images are colour.
 

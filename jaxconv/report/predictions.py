@@ -12,9 +12,11 @@ from scipy import special
 
 from jaxconv import pictures
 from jaxconv.report import figures, html
+from jaxconv.report.figures import class_label
 from jaxconv.report.html import Section
 from jaxconv.report.loading import Restored
 
+NUM_EXPLAINED = 4  # right and wrong examples each in the Grad-CAM panel
 NUM_MISTAKES = 16
 NUM_SHOWN = 4  # segmentation and denoising examples drawn
 SEGMENTATION_EXAMPLES = 64  # for the pixel confusion matrix (a few hundred thousand pixels)
@@ -99,7 +101,41 @@ def classification(restored: Restored, out: pathlib.Path, max_examples: int) -> 
             f"The {len(worst)} most confident of {len(wrong):,} mistakes, each titled "
             "true → predicted class with the predicted probability.",
         )
-    return [*sections, Section("mistakes", "Most confident mistakes", body)]
+    sections.append(Section("mistakes", "Most confident mistakes", body))
+    return [*sections, explanations(restored, out, labels, predicted, names)]
+
+
+def explanations(restored: Restored, out: pathlib.Path, labels, predicted, names) -> Section:
+    """Grad-CAM of the predicted class at the model's last spatial stage, on the first right
+    and the first wrong evaluation examples."""
+    from jaxconv import explain
+
+    right = np.flatnonzero(predicted == labels)[:NUM_EXPLAINED]
+    wrong = np.flatnonzero(predicted != labels)[:NUM_EXPLAINED]
+    chosen = np.concatenate([right, wrong])
+    batch = restored.batch(chosen)
+    names_of_stages = explain.stages(restored.model, restored.variables, batch["image"][:1])
+    if not names_of_stages:
+        note = html.note(f"Model '{restored.config.model.name}' sows no spatial feature maps.")
+        return Section("explanations", "Where the model looked", note)
+    stage = names_of_stages[-1]
+    maps, _ = explain.grad_cam(restored.model, restored.variables, batch["image"], stage)
+    figure = figures.grad_cams(
+        pixels(restored.examples(chosen)["image"]),
+        maps,
+        [f"{class_label(names, labels[i])} → {class_label(names, predicted[i])}" for i in chosen],
+        num_right=len(right),
+    )
+    caption = (
+        f"Grad-CAM of the predicted class at {stage} {restored.trained} (Selvaraju et al. "
+        f"2017): the first {len(right)} right and {len(wrong)} wrong evaluation examples, "
+        "titled true → predicted; red is where the class's evidence lies."
+    )
+    return Section(
+        "explanations",
+        "Where the model looked",
+        figures.publish(figure, out, "grad_cam", caption),
+    )
 
 
 def segment(restored: Restored, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

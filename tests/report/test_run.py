@@ -14,7 +14,16 @@ OVERRIDES = {"num_train_steps": "10", "batch_size": "16", "eval_batch_size": "20
 # 7 inches at 150 dpi: a page's text width. The confusion matrix is 5.2 x 4.6 inches.
 PAGE_WIDTH = 1050
 CONFUSION_SIZE = (780, 690)
-SECTIONS = ("summary", "curves", "config", "model", "confusion", "mistakes", "kernels")
+SECTIONS = (
+    "summary",
+    "curves",
+    "config",
+    "model",
+    "confusion",
+    "mistakes",
+    "explanations",
+    "kernels",
+)
 
 
 def launch(*args: str) -> subprocess.CompletedProcess:
@@ -85,6 +94,7 @@ def test_images_decode_at_the_expected_sizes(built, lenet_run):
         "training_curves",
         "confusion_matrix",
         "confident_mistakes",
+        "grad_cam",
         "kernels",
         "feature_maps",
     }
