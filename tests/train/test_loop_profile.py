@@ -2,7 +2,6 @@
 every logging window."""
 
 import json
-import time
 
 import pytest
 
@@ -43,18 +42,48 @@ def test_every_window_logs_its_wait_for_input_and_its_step_time(tmp_path, digits
     assert "seconds per step: waiting for input, in the step" in titles
 
 
-def test_a_run_that_waits_for_its_input_says_it_is_input_bound(
-    tmp_path, digits_config, monkeypatch, capsys
-):
-    placed = parallel.JitStrategy.put_batch
+class Clock:
+    """Stands in for the `time` module the loop sees: only what the test moves takes time."""
 
-    def slow(self, batch):
-        time.sleep(0.05)  # far longer than the MLP's step
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "input_seconds, step_seconds, bound", [(0.9, 0.1, True), (0.1, 0.9, False)]
+)
+def test_a_run_that_waits_for_its_input_says_it_is_input_bound(
+    tmp_path, digits_config, monkeypatch, capsys, input_seconds, step_seconds, bound
+):
+    clock = Clock()
+    monkeypatch.setattr(loop, "time", clock)
+    placed, compiled = parallel.JitStrategy.put_batch, parallel.JitStrategy.compile_train_step
+
+    def slow_input(self, batch):
+        clock.now += input_seconds
         return placed(self, batch)
 
-    monkeypatch.setattr(parallel.JitStrategy, "put_batch", slow)
-    loop.run(digits_config(6), tmp_path)
-    out = capsys.readouterr().out
-    assert out.count("input-bound") == 1  # said once
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["input_wait_share"] > 0.5
+    def slow_step(self, step_fn, **bound_arguments):
+        step = compiled(self, step_fn, **bound_arguments)
+
+        def timed(state, batch):
+            clock.now += step_seconds
+            return step(state, batch)
+
+        return timed
+
+    monkeypatch.setattr(parallel.JitStrategy, "put_batch", slow_input)
+    monkeypatch.setattr(parallel.JitStrategy, "compile_train_step", slow_step)
+    config = digits_config(6)
+    config.fast_conv = False  # no trial steps: every step is the run's
+    loop.run(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    shares = [r["input_wait_share"] for r in records if "input_wait_share" in r]
+    assert shares == pytest.approx([input_seconds] * 6)
+    assert [r["step_seconds"] for r in records if "step_seconds" in r] == pytest.approx(
+        [step_seconds] * 6
+    )
+    assert capsys.readouterr().out.count("input-bound") == (1 if bound else 0)  # said once
