@@ -100,6 +100,8 @@ def export_main(argv: list[str]) -> int:
         "--dtype", default="float16", choices=("float16", "float32"), help="how floats are stored"
     )
     options = parser.parse_args(argv)
+    if not os.path.isdir(options.workdir):
+        raise ConfigError(f"workdir {options.workdir} does not exist; pass a run's --workdir.")
     from jaxconv.workdir import export
 
     if options.format == "stablehlo":

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.optimize
 
 from jaxconv import ops
-from jaxconv.errors import DataError, MissingFileError
+from jaxconv.errors import DataError, MissingFileError, StorageError
 from jaxconv.workdir import files
 
 # The hand-checked (row, col, radius) of the 24 coins of `skimage.data.coins()`.
@@ -144,7 +144,10 @@ def run(config, workdir: str | pathlib.Path) -> dict:
 
     settings = config.detection
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot make the workdir {workdir} ({error.strerror}).") from error
     image = jnp.asarray(skimage.data.coins(), jnp.float32) / 255.0
     radii = tuple(settings.radii)
     responses = scale_space(image, radii, surround=settings.surround, padding=settings.padding)

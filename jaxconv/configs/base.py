@@ -221,16 +221,17 @@ RANGES = {
     "segmentation.class_weights": "non_negative",
     "segmentation.dice_weight": "non_negative",
     "detection.radii": "positive",
-    "detection.surround": "positive",
+    "detection.surround": "above_one",
     "detection.threshold": "any",
     "detection.min_distance": "positive",
     "detection.match_tolerance": "positive",
 }
 
-# The keys a resumed run may change without `resume_changes='allow'`: how long it runs, how
-# often it logs, evaluates and saves, what it keeps and draws, and where and how fast it
-# computes. A change of any other key (the model, the data, the recipe) would mix two
-# experiments in one workdir, so a resume refuses it with the keys' diff.
+# The keys a resumed run may change without `resume_changes='allow'` (an entry ending in '.'
+# is a whole section): how long it runs, how often it logs, evaluates and saves, what it keeps
+# and draws, and where and how fast it computes. Every change is recorded all the same. A
+# change of any other key (the model, the data, the recipe) would mix two experiments in one
+# workdir, so a resume refuses it with the keys' diff.
 RESUMABLE_KEYS = (
     "num_epochs",
     "num_train_steps",
@@ -258,6 +259,7 @@ RESUMABLE_KEYS = (
     "parallel.coordinator_address",
     "parallel.num_processes",
     "parallel.process_id",
+    "detection.",  # the coin-counting job's settings: training never reads them
 )
 
 # The keys that name one of a few choices, and those choices.
@@ -299,8 +301,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.best_metric = ""  # e.g. 'test_accuracy': also keep the best checkpoint by it
     config.best_mode = "max"  # max | min
     config.on_nonfinite = "stop"  # stop | skip: what a non-finite loss or gradient does
-    # With on_nonfinite='skip', a run that skipped more than this share of its steps ends
-    # with an error (after saving), since its figures describe too few updates.
+    # With on_nonfinite='skip', a run that skipped more than this share of the steps it took
+    # (since it started or resumed) ends with an error after saving: its figures describe
+    # too few updates.
     config.max_skipped_share = 0.05
     # A resume that changes a key outside RESUMABLE_KEYS is refused unless this is 'allow';
     # an allowed change is recorded in workdir/config_changes.jsonl.

@@ -19,6 +19,7 @@ RULES = {
     "positive": (lambda x: x > 0, "a number above 0"),
     "non_negative": (lambda x: x >= 0, "a number of 0 or more"),
     "at_least_one": (lambda x: x >= 1, "1 or more"),
+    "above_one": (lambda x: x > 1, "a number above 1"),
     "positive_or_minus_one": (lambda x: x > 0 or x == -1, "a number above 0, or -1"),
     "fraction": (lambda x: 0 <= x <= 1, "a number from 0 to 1"),
     "below_one": (lambda x: 0 <= x < 1, "a number from 0 up to (not including) 1"),
@@ -95,14 +96,26 @@ def check(config) -> None:
         )
 
 
-def resume_changes(saved: dict, config) -> dict[str, tuple]:
-    """{key: (saved value, new value)} for every key that differs between a run's saved
-    config (as config.json holds it) and `config`, but those a resume may change."""
+def config_diff(saved, config) -> dict[str, tuple]:
+    """{key: (saved value, new value)} for every key that differs between a run's saved config
+    and `config` (tuples and lists alike)."""
     old, new = flatten(saved), flatten(config)
-    changed = {}
-    for key in sorted(set(old) | set(new)):
-        if key in base.RESUMABLE_KEYS or key not in old:  # a key added to jaxconv since
-            continue
-        if old.get(key) != new.get(key):
-            changed[key] = (old.get(key), new.get(key))
-    return changed
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    }
+
+
+def resumable(key: str) -> bool:
+    """Whether a resume may change `key`: it is in base.RESUMABLE_KEYS, or in a section listed
+    there ('detection.')."""
+    return any(
+        key == entry or (entry.endswith(".") and key.startswith(entry))
+        for entry in base.RESUMABLE_KEYS
+    )
+
+
+def resume_changes(saved, config) -> dict[str, tuple]:
+    """`config_diff` without the keys a resume may change."""
+    return {key: values for key, values in config_diff(saved, config).items() if not resumable(key)}

@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxconv.cpu import fast_conv
 from jaxconv.cpu.fast_conv import FORWARD, INPUT_GRAD, KERNEL_GRAD, Geometry, Plan
-from jaxconv.errors import DataError, WorkdirError
+from jaxconv.errors import DataError, StorageError, WorkdirError
 
 ROLES = ("forward", "input_grad", "kernel_grad")
 # Each formulation is timed until it has taken this long in total (at least once, at most
@@ -489,8 +489,13 @@ def write_file(
     for each in (path, temporary):  # writing through a link would overwrite its target
         if each.is_symlink():
             raise WorkdirError(f"{each} is a symbolic link; remove it to let jaxconv write there.")
-    temporary.write_text(json.dumps(document, indent=1))
-    os.replace(temporary, path)  # never a half-written file
+    try:
+        temporary.write_text(json.dumps(document, indent=1))
+        os.replace(temporary, path)  # never a half-written file
+    except OSError as error:
+        raise StorageError(
+            f"could not write the convolution plans {path} ({error.strerror or error})."
+        ) from error
 
 
 def _agree_across_processes(keys: list[Key], plans: dict[Key, Plan]) -> dict[Key, Plan]:

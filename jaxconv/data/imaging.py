@@ -7,7 +7,6 @@ classes that are not there.
 
 import contextlib
 import pathlib
-import warnings
 
 import numpy as np
 from PIL import Image
@@ -59,30 +58,41 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 @contextlib.contextmanager
 def decoding(path: str | pathlib.Path):
-    """Turns Pillow's failures on a damaged, foreign or oversized file into a DataError that
-    names the file. An image past Pillow's pixel limit (`Image.MAX_IMAGE_PIXELS`) is refused:
-    a small file can decompress to gigabytes."""
+    """Turns Pillow's failures on a damaged or foreign file into a DataError that names it."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
+        yield
     except JaxconvError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DataError(
-            f"{path} is too large to decode ({error}); shrink it, or raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
-        ) from None
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # Pillow's damaged files
         raise DataError(
             f"{path} cannot be read as an image ({error}); replace or remove the file."
         ) from None
 
 
+def opened(path: str | pathlib.Path) -> Image.Image:
+    """The image file at `path`, opened (not yet decoded) and refused past Pillow's pixel
+    limit (`Image.MAX_IMAGE_PIXELS`): a small file can decompress to gigabytes."""
+    image = Image.open(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        image.close()
+        raise _too_large(path, f"{image.width} x {image.height} pixels, over {limit}")
+    return image
+
+
+def _too_large(path, why) -> DataError:
+    return DataError(
+        f"{path} is too large to decode ({why}); shrink it, or raise "
+        "PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
+    )
+
+
 def load_image(path: str | pathlib.Path, channels: int | None = None) -> np.ndarray:
     """The image file at `path` as uint8 HWC, with `channels` 1 (grey) or 3 (RGB), or as stored
     (grey stays grey, anything else becomes RGB) when `channels` is None."""
-    with decoding(path), Image.open(path) as image:
+    with decoding(path), opened(path) as image:
         if channels is None:
             channels = 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
         if channels not in (1, 3):
@@ -99,7 +109,7 @@ def load_image(path: str | pathlib.Path, channels: int | None = None) -> np.ndar
 
 def load_mask(path: str | pathlib.Path) -> np.ndarray:
     """The label map at `path`: a grey or palette image whose pixel values are class ids."""
-    with decoding(path), Image.open(path) as image:
+    with decoding(path), opened(path) as image:
         if image.mode not in ("1", "L", "P", "I", "I;16"):
             raise DataError(
                 f"mask {path} is a {image.mode} image; a mask must be a single-channel image "

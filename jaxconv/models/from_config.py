@@ -46,11 +46,9 @@ def build_model(config: ml_collections.ConfigDict, num_outputs: int):
 
 def with_fields(model, **fields):
     """`model` with those of `fields` it declares replaced (`convolution` and
-    `batch_norm_axis`: an MLP has neither); fields given as None are left as they are."""
+    `batch_norm_axis`: an MLP has neither)."""
     declared = {
-        name: value
-        for name, value in fields.items()
-        if value is not None and name in type(model).__dataclass_fields__
+        name: value for name, value in fields.items() if name in type(model).__dataclass_fields__
     }
     return model.clone(**declared) if declared else model
 

@@ -184,13 +184,14 @@ def _run_phase(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict
 
 
 def accepted_changes(config, workdir: pathlib.Path) -> dict[str, tuple]:
-    """The config keys a resume changes ({} for a new run): a change outside
-    `base.RESUMABLE_KEYS` raises ConfigError with the keys' diff, before anything is written,
-    unless `config.resume_changes` is 'allow'."""
+    """Every config key a resume changes ({} for a new run), each recorded when the run
+    starts. A change of a key outside `base.RESUMABLE_KEYS` raises ConfigError with the keys'
+    diff, before anything is written, unless `config.resume_changes` is 'allow'."""
     has_checkpoints = any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*"))
     if not (workdir / "config.json").exists() or not has_checkpoints:
         return {}
-    changes = checks.resume_changes(restore.load_config(workdir), config)
+    everything = checks.config_diff(restore.load_config(workdir), config)
+    changes = {key: values for key, values in everything.items() if not checks.resumable(key)}
     if changes and config.resume_changes != "allow":
         diff = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
         raise ConfigError(
@@ -199,7 +200,7 @@ def accepted_changes(config, workdir: pathlib.Path) -> dict[str, tuple]:
             "--config.resume_changes=allow to continue with the change (it is recorded in "
             "config_changes.jsonl)."
         )
-    return changes
+    return everything
 
 
 class _Run:
@@ -337,8 +338,9 @@ class _Run:
             return with_fields(model, convolution=convolution)
 
         def forward(convolution, variables, images):
+            # Traced outside pmap, where no device axis is bound: batch norm on this one batch.
             rngs = {"dropout": jax.random.PRNGKey(0)}
-            network = with_fields(model, convolution=convolution)
+            network = with_fields(model, convolution=convolution, batch_norm_axis=None)
             return network.apply(variables, images, train=True, rngs=rngs, mutable=["batch_stats"])
 
         training_step = parallel.trial_steps(

@@ -58,8 +58,8 @@ class CorruptCheckpointError(CheckpointError):
     """A checkpoint whose arrays, as read, do not match the checksums saved with them."""
 
 
-def checksums(tree) -> dict[str, str | None]:
-    """{'params/conv1/conv/kernel': sha256 hex of its dtype, shape and bytes, ...} for every
+def checksums(tree) -> dict[str, dict | None]:
+    """{'params/conv1/conv/kernel': {'dtype', 'shape', 'sha256' of its bytes}, ...} for every
     array of `tree`. An array this process holds only part of (sharded across hosts) gets
     None: it is not checked."""
     sums = {}
@@ -69,9 +69,8 @@ def checksums(tree) -> dict[str, str | None]:
         if value is None:
             sums[name] = None
             continue
-        digest = hashlib.sha256(f"{value.dtype.str}{value.shape}".encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-        sums[name] = digest.hexdigest()
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        sums[name] = {"dtype": value.dtype.name, "shape": list(value.shape), "sha256": digest}
     return sums
 
 
@@ -93,21 +92,29 @@ def _host_value(leaf) -> np.ndarray | None:
     return np.asarray(jax.device_get(leaf))
 
 
-def verify(step: int, restored, saved_sums: dict[str, str | None]) -> None:
-    """Raises CorruptCheckpointError naming every array of `restored` whose checksum differs
-    from the one saved (arrays saved without one are not checked)."""
+def verify(step: int, restored, saved_sums: dict) -> None:
+    """Checks `restored` against the checksums saved with checkpoint `step`. An array whose
+    bytes differ raises CorruptCheckpointError naming it; one read back with another dtype or
+    shape (restored into another model or precision) raises CheckpointError: the checkpoint
+    does not fit, which is no corruption. Arrays saved without a checksum are not checked."""
     found = checksums(restored)
-    bad = [
-        name
-        for name, saved in saved_sums.items()
-        if saved is not None and found.get(name) is not None and found[name] != saved
-    ]
-    missing = sorted(set(saved_sums) - set(found))
-    if bad or missing:
-        names = ", ".join(bad + [f"{name} (missing)" for name in missing][:8])
-        raise CorruptCheckpointError(
-            f"checkpoint {step} does not match its checksums: {names}"
-            + (f" and {len(bad) + len(missing) - 8} more" if len(bad) + len(missing) > 8 else "")
+    unfit, corrupt = [], []
+    for name, saved in saved_sums.items():
+        now = found.get(name)
+        if saved is None or (name in found and now is None):
+            continue
+        if now is None or (now["dtype"], now["shape"]) != (saved["dtype"], saved["shape"]):
+            unfit.append(f"{name} ({saved['dtype']} {tuple(saved['shape'])} on disk)")
+        elif now["sha256"] != saved["sha256"]:
+            corrupt.append(name)
+    if corrupt:
+        shown = ", ".join(corrupt[:8]) + (
+            f" and {len(corrupt) - 8} more" if len(corrupt) > 8 else ""
+        )
+        raise CorruptCheckpointError(f"checkpoint {step} does not match its checksums: {shown}")
+    if unfit:
+        raise CheckpointError(
+            f"checkpoint {step} holds arrays of other dtypes or shapes: {', '.join(unfit[:8])}"
         )
 
 
@@ -154,7 +161,13 @@ class Checkpointer:
         self.manager = self._open()
 
     def _open(self) -> ocp.CheckpointManager:
-        manager = ocp.CheckpointManager(self.directory, options=self._options)
+        try:
+            manager = ocp.CheckpointManager(self.directory, options=self._options)
+        except PermissionError as error:
+            raise CheckpointError(
+                f"cannot write checkpoints in {self.directory} ({error.strerror or error}); fix "
+                "its permissions or choose another --workdir."
+            ) from error
         # The manager removes unfinished saves' temporary folders in a thread of its own, which
         # only its first save waits for and closing it does not: a manager closed before it
         # saved (reopened at once) left that thread to remove the next manager's save while it
@@ -319,13 +332,18 @@ class Checkpointer:
         return restored.state
 
     def _set_aside(self, step: int) -> pathlib.Path:
+        """Moves checkpoint `step` to `unreadable_<step>` (process 0 moves it, every process
+        waits for that: the folder is shared)."""
+        _barrier(f"set aside {step}")
         source = self.directory / str(step)
         target = self.directory / f"unreadable_{step}"
         suffix = 1
         while target.exists():
             target = self.directory / f"unreadable_{step}.{suffix}"
             suffix += 1
-        shutil.move(source, target)
+        if jax.process_index() == 0:
+            shutil.move(source, target)
+        _barrier(f"set aside {step}, moved")
         self.manager.reload()
         return target
 
@@ -349,6 +367,11 @@ class Checkpointer:
             self.manager.close()
         except Exception as error:  # noqa: BLE001 - reported, never raised over the real error
             self.report(f"Closing the checkpoints, an abandoned save failed: {_first_line(error)}")
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def _first_line(error: Exception) -> str:

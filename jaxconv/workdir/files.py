@@ -70,13 +70,17 @@ def write_json(path: str | pathlib.Path, value) -> None:
 
 def open_for_append(path: str | pathlib.Path):
     """A text file opened for appending, created if missing, refused if it is a link."""
-    path = refuse_link(path)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-    return os.fdopen(os.open(path, flags, 0o644), "a")
+    return _open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, "a")
 
 
 def open_for_update(path: str | pathlib.Path):
     """A text file opened for reading and writing, created if missing, refused if a link."""
+    return _open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, "r+")
+
+
+def _open(path, flags: int, mode: str):
     path = refuse_link(path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
-    return os.fdopen(os.open(path, flags, 0o644), "r+")
+    try:
+        return os.fdopen(os.open(path, flags, 0o644), mode)
+    except OSError as error:
+        raise StorageError(f"could not open {path} ({error.strerror or error}).") from error

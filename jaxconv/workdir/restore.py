@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from jaxconv.configs import base
-from jaxconv.errors import ConfigError, DataError, MissingFileError
+from jaxconv.errors import ConfigError, DataError, MissingFileError, StorageError
 from jaxconv.workdir.checkpoint import read_state
 
 EXPORTED_VARIABLES = "variables.msgpack"
@@ -40,7 +40,11 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     if not file.exists():
         raise MissingFileError(f"{file} not found: is {path} a jaxconv run's workdir?")
     try:
-        saved = json.loads(file.read_text())
+        text = file.read_text()
+    except OSError as error:
+        raise StorageError(f"could not read {file} ({error.strerror or error}).") from error
+    try:
+        saved = json.loads(text)
         config = base.get_config()
         config.update_from_flattened_dict(_flatten(saved))
     except (ValueError, KeyError, TypeError, AttributeError) as error:

@@ -30,11 +30,16 @@ class MetricWriter:
         # tensorboardX writes from a thread that dies on a full disk; with its default queue of
         # 10 events the run would then block forever on the 11th. This queue outlasts the run
         # until the next checkpoint save reports the disk.
-        self._tensorboard = SummaryWriter(
-            str(pathlib.Path(workdir) / "tensorboard"),
-            purge_step=resume_step or None,
-            max_queue=MAX_QUEUED_EVENTS,
-        )
+        try:
+            self._tensorboard = SummaryWriter(
+                str(pathlib.Path(workdir) / "tensorboard"),
+                purge_step=resume_step or None,
+                max_queue=MAX_QUEUED_EVENTS,
+            )
+        except OSError as error:
+            raise StorageError(
+                f"could not write TensorBoard's files in {workdir} ({error.strerror or error})."
+            ) from error
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
@@ -79,7 +84,10 @@ def _drop_after(path: pathlib.Path, step: int, report=print) -> None:
     if partial:
         report(f"{path}: cut its partial last line {partial[:60]!r} (an interrupted write).")
     kept = [record for record in records if record["step"] <= step]
-    if partial or len(kept) < len(records):
+    # A last record cut just before its newline still parses: rewritten, the next is not
+    # appended to it.
+    unterminated = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
+    if partial or unterminated or len(kept) < len(records):
         files.write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 

@@ -305,3 +305,19 @@ def test_an_evaluation_batch_that_does_not_divide_across_8_devices_counts_every_
     logits = run.model.apply(run.variables, jnp.asarray(batch["image"]), train=False)
     expected = float(np.mean(np.argmax(logits, -1) == batch["label"]))
     assert summary["test_accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_pmap_with_planned_convolutions_and_batch_norm_trains(tmp_path, digits_config, monkeypatch):
+    """Planning traces the network outside pmap, where no device axis is bound: its batch
+    norm must not average over one there, while the step's does under pmap."""
+    from jaxconv.cpu import fast_conv, planning
+
+    monkeypatch.setattr(planning, "measure", lambda *key: (fast_conv.Plan("im2col"), {}))
+    monkeypatch.setattr(planning, "measure_network", lambda *args: ("planned", {}))
+    config = digits_config(2)
+    config.model.name = "resnet8"
+    config.parallel.mode = "pmap"
+    assert config.fast_conv
+    summary = loop.run(config, tmp_path)
+    assert summary["parallel"] == "pmap" and np.isfinite(summary["test_loss"])
+    assert (tmp_path / "conv_plans.json").exists()

@@ -54,15 +54,34 @@ def test_keys_a_resume_may_change_pass_and_an_allowed_change_is_recorded(tmp_pat
     longer = digits_config(4)
     longer.log_every_steps = 2  # resumable: how long and how often
     assert loop.run(longer, tmp_path)["resumed_from_step"] == 2
-    assert not (tmp_path / "config_changes.jsonl").exists()
 
     changed = digits_config(6)
+    changed.log_every_steps = 2
     changed.learning_rate = 0.01
     changed.resume_changes = "allow"
     loop.run(changed, tmp_path)
-    (record,) = [json.loads(line) for line in (tmp_path / "config_changes.jsonl").open()]
-    assert record == {"step": 4, "changes": {"learning_rate": [0.001, 0.01]}}
+    records = [json.loads(line) for line in (tmp_path / "config_changes.jsonl").open()]
+    assert records == [  # every change is recorded, the resumable ones too
+        {"step": 2, "changes": {"log_every_steps": [1, 2], "num_train_steps": [2, 4]}},
+        {
+            "step": 4,
+            "changes": {
+                "learning_rate": [0.001, 0.01],
+                "num_train_steps": [4, 6],
+                "resume_changes": ["refuse", "allow"],
+            },
+        },
+    ]
     assert json.loads((tmp_path / "config.json").read_text())["learning_rate"] == 0.01
+
+
+def test_a_workdir_of_an_older_default_coin_reference_still_resumes(tmp_path, digits_config):
+    # The coin job's settings are outside training: a change there never blocks a resume.
+    loop.run(digits_config(2), tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["detection"]["reference_path"] = "tests/data/coins_centres.json"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert loop.run(digits_config(4), tmp_path)["resumed_from_step"] == 2
 
 
 def test_a_checkpoint_that_does_not_fit_leaves_config_json_as_it_was(tmp_path, digits_config):

@@ -28,9 +28,11 @@ def test_each_array_is_saved_with_its_sha256(tmp_path, digits_config):
     sums = saved_checksums(workdir, 4)
     state = read_state(workdir, 4)
     kernel = np.asarray(state["params"]["hidden1"]["kernel"])
-    expected = hashlib.sha256(f"{kernel.dtype.str}{kernel.shape}".encode())
-    expected.update(np.ascontiguousarray(kernel).tobytes())
-    assert sums["params/hidden1/kernel"] == expected.hexdigest()
+    assert sums["params/hidden1/kernel"] == {
+        "dtype": "float32",
+        "shape": list(kernel.shape),
+        "sha256": hashlib.sha256(np.ascontiguousarray(kernel).tobytes()).hexdigest(),
+    }
     assert {"step", "rng", "params/head/bias"} <= set(sums)
 
 
@@ -42,7 +44,7 @@ def test_a_checkpoint_whose_values_changed_is_set_aside_and_the_previous_one_res
     # The bytes of one array changed on disk: its stored checksum no longer matches. (Written
     # into the checksum file, the change reads back exactly: orbax's format is not involved.)
     sums = saved_checksums(workdir, 4)
-    sums["params/hidden1/kernel"] = "0" * 64
+    sums["params/hidden1/kernel"]["sha256"] = "0" * 64
     (workdir / "checkpoints" / "4" / "checksums" / "metadata").write_text(json.dumps(sums))
 
     summary = loop.run(digits_config(4), workdir)
@@ -79,7 +81,7 @@ def test_reading_a_corrupt_checkpoint_for_export_names_the_array_and_the_others(
 ):
     workdir = trained(tmp_path, digits_config)
     sums = saved_checksums(workdir, 4)
-    sums["params/head/kernel"] = "f" * 64
+    sums["params/head/kernel"]["sha256"] = "f" * 64
     (workdir / "checkpoints" / "4" / "checksums" / "metadata").write_text(json.dumps(sums))
     with pytest.raises(CorruptCheckpointError, match="params/head/kernel.*steps 2"):
         read_state(workdir)
@@ -93,7 +95,7 @@ def test_when_every_checkpoint_is_corrupt_the_run_stops_and_keeps_them(tmp_path,
     workdir = trained(tmp_path, digits_config)
     for step in (2, 4):
         sums = saved_checksums(workdir, step)
-        sums["rng"] = "0" * 64
+        sums["rng"]["sha256"] = "0" * 64
         (workdir / "checkpoints" / str(step) / "checksums" / "metadata").write_text(
             json.dumps(sums)
         )
@@ -109,7 +111,16 @@ def test_checksums_name_nested_arrays_by_their_path():
     tree = {"params": {"conv": {"kernel": np.ones((2, 2), np.float32)}}, "step": np.int32(3)}
     sums = checkpoint.checksums(tree)
     assert set(sums) == {"params/conv/kernel", "step"}
-    changed = {"params": {"conv": {"kernel": np.full((2, 2), 2, np.float32)}}, "step": 3}
+    changed = {"params": {"conv": {"kernel": np.full((2, 2), 2, np.float32)}}, "step": np.int32(3)}
     with pytest.raises(CorruptCheckpointError, match="params/conv/kernel"):
         checkpoint.verify(7, changed, sums)
     checkpoint.verify(7, tree, sums)  # the same values pass
+
+
+def test_an_array_read_back_in_another_dtype_does_not_fit_and_is_no_corruption():
+    tree = {"params": {"w": np.ones((2, 3), np.float32)}}
+    sums = checkpoint.checksums(tree)
+    cast = {"params": {"w": np.ones((2, 3), np.float16)}}
+    with pytest.raises(CheckpointError, match="params/w \\(float32 \\(2, 3\\) on disk\\)") as error:
+        checkpoint.verify(7, cast, sums)
+    assert not isinstance(error.value, CorruptCheckpointError)

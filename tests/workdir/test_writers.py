@@ -24,6 +24,16 @@ def test_a_partial_last_line_is_cut_and_reported_once(tmp_path):
     assert len(said) == 1 and "metrics.jsonl" in said[0] and "partial last line" in said[0]
 
 
+def test_a_record_cut_just_before_its_newline_is_kept_and_the_file_mended(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}')  # the newline never written
+    writers._drop_after(path, 2, print)
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+    with path.open("a") as file:
+        file.write('{"step": 3}\n')
+    assert [r["step"] for r in writers.read_metrics(tmp_path)] == [1, 2, 3]
+
+
 def test_records_after_the_restored_step_are_dropped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     write_lines(path, [{"step": s} for s in (1, 2, 3, 4)])
