@@ -6,39 +6,15 @@ matched by order: torchvision registers its Conv2d, BatchNorm2d and Linear modul
 our models call theirs, which `models.summary` lists.
 """
 
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from torch_reference import torch_and_torchvision
 
 from jaxconv import models
 
-torch = pytest.importorskip("torch")
-
-
-def import_torchvision():
-    try:
-        import torchvision
-    except Exception:  # a CUDA torchvision beside torch's CPU build lacks two operators
-        for name in [name for name in sys.modules if name.startswith("torchvision")]:
-            del sys.modules[name]
-        try:
-            library = torch.library.Library("torchvision", "DEF")
-            for operator in ("nms", "qnms"):
-                schema = f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
-                library.define(schema)
-        except RuntimeError:
-            pass  # already declared by an earlier import
-    try:
-        import torchvision
-    except Exception as error:  # an incompatible build fails in its own ways
-        pytest.skip(f"torchvision does not import: {error}", allow_module_level=True)
-    return torchvision
-
-
-torchvision = import_torchvision()
+torch, torchvision = torch_and_torchvision(allow_module_level=True)
 KINDS = {"Conv2d": "Conv", "BatchNorm2d": "BatchNorm", "Linear": "Dense"}
 
 

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+from torch_reference import torch_and_torchvision
 
 from jaxconv import models, transfer
 
@@ -317,32 +318,9 @@ def test_missing_optional_package_names_the_install(tmp_path, monkeypatch, modul
 # --- against torchvision itself, where it imports -------------------------------------------------
 
 
-def import_torchvision():
-    """torchvision beside the CPU build of torch: declare the two operators its import checks
-    (DATA.md); skip when torch or torchvision is not installed."""
-    torch = pytest.importorskip("torch")
-    try:
-        import torchvision
-    except Exception:  # a CUDA torchvision beside torch's CPU build lacks two operators
-        for name in [name for name in sys.modules if name.startswith("torchvision")]:
-            del sys.modules[name]
-        try:
-            library = torch.library.Library("torchvision", "DEF")
-            for operator in ("nms", "qnms"):
-                schema = f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
-                library.define(schema)
-        except RuntimeError:
-            pass  # already declared by an earlier import
-    try:
-        import torchvision
-    except Exception as error:  # an incompatible build fails in its own ways
-        pytest.skip(f"torchvision does not import: {error}")
-    return torch, torchvision
-
-
 @pytest.mark.parametrize("name", transfer.TORCHVISION_MODELS)
 def test_torchvision_names_and_shapes(name):
-    torch, torchvision = import_torchvision()
+    torch, torchvision = torch_and_torchvision()
     with torch.device("meta"):  # shapes without memory or initialisation
         torch_model = getattr(torchvision.models, name)(num_classes=5)
     shapes = {key: tuple(value.shape) for key, value in torch_model.state_dict().items()}
@@ -352,7 +330,7 @@ def test_torchvision_names_and_shapes(name):
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_same_logits_as_torchvision(name, tmp_path):
-    torch, torchvision = import_torchvision()
+    torch, torchvision = torch_and_torchvision()
     torch.manual_seed(0)
     torch_model = getattr(torchvision.models, name)(num_classes=7).eval()
     state_dict = random_state_dict(torchvision_shapes(name, 7))
