@@ -102,16 +102,12 @@ def _export(infer, image_shape, platforms) -> tuple[jax.export.Exported, list[st
     traces at any size (global pooling, 'SAME' convolutions); else at the trained size."""
     height, width, channels = image_shape
     options = {"platforms": tuple(platforms)} if platforms else {}
-    attempts = [
-        (f"batch, height, width, {channels}", ["batch", "height", "width"]),
-        (f"batch, {height}, {width}, {channels}", ["batch"]),
-    ]
-    for spec, polymorphic in attempts:
-        shape = jax.export.symbolic_shape(spec)
-        argument = jax.ShapeDtypeStruct(shape, jnp.float32)
-        try:
-            return jax.export.export(jax.jit(infer), **options)(argument), polymorphic
-        except Exception:  # noqa: BLE001 - a model that needs a concrete size: try the next
-            if polymorphic == ["batch"]:
-                raise
-    raise AssertionError("unreachable")
+
+    def exported(spec: str) -> jax.export.Exported:
+        argument = jax.ShapeDtypeStruct(jax.export.symbolic_shape(spec), jnp.float32)
+        return jax.export.export(jax.jit(infer), **options)(argument)
+
+    try:
+        return exported(f"batch, height, width, {channels}"), ["batch", "height", "width"]
+    except Exception:  # noqa: BLE001 - the model needs a concrete size (it flattens, say)
+        return exported(f"batch, {height}, {width}, {channels}"), ["batch"]
